@@ -1,0 +1,30 @@
+"""nightbench.optimizers: the registry, the optimizers, the param-group policy and the schedules.
+
+    from nightbench.optimizers import create
+    opt = create("nigt", model, lr=1e-3)
+"""
+
+from .hyperparams import Hyperparameter, HyperparameterError
+from .param_groups import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, ParamGroupPolicy
+from .registry import (
+    OptimizerSpec,
+    PluginError,
+    UnknownOptimizerError,
+    create,
+    get_spec,
+    load_optimizer_file,
+    names,
+    plugin_errors,
+    register_optimizer,
+    register_spec,
+    specs,
+)
+from .schedules import Schedule, build_scheduler, epochs_to_steps
+from .swap import evaluation_weights, has_eval_swap
+
+__all__ = [
+    "Hyperparameter", "HyperparameterError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
+    "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "Schedule",
+    "build_scheduler", "create", "epochs_to_steps", "evaluation_weights", "get_spec", "has_eval_swap",
+    "load_optimizer_file", "names", "plugin_errors", "register_optimizer", "register_spec", "specs",
+]

@@ -1,0 +1,1 @@
+"""nightbench.suites."""
