@@ -1,0 +1,133 @@
+"""Shared pieces of the normalized optimizers (nsgd, nsgd_momentum, nigt, nigt_adaptive).
+
+A *normalization group* is the set of tensors whose joint 2-norm divides the step:
+  'layer'   each tensor is its own group (the paper's experiments, Section 5);
+  'global'  all adapted tensors of the optimizer together, across param groups (the theory).
+Param groups with `layer_adaptation=False` (biases and norm layers under the policy) are not
+normalized at all: their step factor is 1, so they take a plain step of size lr.
+
+The lr-free step factor r of a tensor is
+    r = 1 / ||d||            (d: the direction, the gradient or the momentum)
+    r = ||w|| / ||d||        with weight-norm scaling (LARS-like, the paper's Section 5)
+with two conventions that keep parameters finite:
+    ||d|| = 0  ->  r = 0     (no step: the direction is zero anyway)
+    ||w|| = 0  ->  ||w|| is taken as 1, so r = 1 / ||d|| (a freshly zeroed tensor still moves).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .hyperparams import Hyperparameter, HyperparameterError, weight_decay_param
+
+NORM_CHOICES = ("layer", "global")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def norm_hyperparameters(weight_decay_help: str) -> list[Hyperparameter]:
+    """The hyperparameters every normalized optimizer shares (after `lr` and its own)."""
+    return [
+        Hyperparameter("norm", "layer", str, choices=NORM_CHOICES,
+                       help="normalization group: 'layer' = each tensor (the paper's experiments), "
+                            "'global' = all adapted tensors together (the theory)"),
+        Hyperparameter("weight_norm_scaling", False, bool,
+                       help="step factor lr*||w||/||m|| as in the paper's Section 5 / LARS "
+                            "(where ||w|| = 0 the factor falls back to lr/||m||)"),
+        weight_decay_param(0.0, weight_decay_help),
+    ]
+
+
+def validate_group(group: dict, declared: Sequence[Hyperparameter], optimizer_name: str) -> None:
+    """Check (and coerce in place) every declared hyperparameter present in a param group."""
+    for h in declared:
+        if h.name in group:
+            group[h.name] = h.validate(group[h.name])
+    if not isinstance(group.get("layer_adaptation", True), bool):
+        raise HyperparameterError(
+            f"invalid value {group['layer_adaptation']!r} for param-group key 'layer_adaptation' of "
+            f"optimizer '{optimizer_name}': expected true or false"
+        )
+
+
+def dense_grad(p: torch.Tensor, optimizer_name: str) -> torch.Tensor:
+    """p.grad, refusing sparse gradients (a normalized step needs the dense norm)."""
+    if p.grad.is_sparse:
+        raise RuntimeError(f"{optimizer_name} does not support sparse gradients")
+    return p.grad
+
+
+def tensor_norm(t: torch.Tensor) -> float:
+    """The 2-norm of a tensor as a Python float (half precision is accumulated in float32)."""
+    dtype = torch.float32 if t.dtype in _LOW_PRECISION else None
+    return float(torch.linalg.vector_norm(t, dtype=dtype))
+
+
+def combined_norm(norms: Iterable[float]) -> float:
+    """The 2-norm of several tensors together, from their own norms (overflow-safe)."""
+    return math.hypot(*norms)
+
+
+def step_ratio(direction_norm: float, weight_norm: float, weight_norm_scaling: bool) -> float:
+    """The lr-free step factor r (see the module docstring); 0 where the direction is zero."""
+    if not direction_norm > 0.0 or not math.isfinite(direction_norm):
+        return 0.0
+    scale = weight_norm if (weight_norm_scaling and weight_norm > 0.0) else 1.0
+    return scale / direction_norm
+
+
+def scope(group: dict) -> str | None:
+    """'layer' or 'global' for adapted groups; None where the group is not normalized."""
+    return group["norm"] if group["layer_adaptation"] else None
+
+
+class GlobalNormalization:
+    """Collects the tensors of the 'global' normalization group during a step, then yields r.
+
+    With weight-norm scaling, ||w|| is the joint norm of the collected tensors whose group asked
+    for the scaling (normally all of them: mixing the setting across groups is allowed, not useful).
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, float, float, bool]] = []  # (payload, ||d_i||, ||w_i||, scaled)
+
+    def add(self, payload: Any, direction_norm: float, weight_norm: float, weight_norm_scaling: bool) -> None:
+        self.entries.append((payload, direction_norm, weight_norm, weight_norm_scaling))
+
+    def ratios(self) -> list[tuple[Any, float]]:
+        """(payload, r) for every collected tensor, r from the joint norms."""
+        d = combined_norm(e[1] for e in self.entries)
+        w = combined_norm(e[2] for e in self.entries if e[3])
+        return [(payload, step_ratio(d, w, scaled)) for payload, _, _, scaled in self.entries]
+
+
+def run_closure(closure: Any) -> Any:
+    """Call a step closure with gradients enabled (step itself runs under no_grad)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+class NormalizedOptimizer(torch.optim.Optimizer):
+    """Base of the normalized optimizers: validates every param group against the declarations.
+
+    Subclasses set NAME (the registry name) and HYPERPARAMETERS (the declared list); a group's
+    values, whether defaults or per-group overrides, fail with a ValueError naming the key.
+    """
+
+    NAME = ""
+    HYPERPARAMETERS: tuple[Hyperparameter, ...] = ()
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        defaults = {**defaults, "layer_adaptation": defaults.get("layer_adaptation", True)}
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        group = dict(param_group)
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        validate_group(group, self.HYPERPARAMETERS, self.NAME)
+        super().add_param_group(group)

@@ -1,0 +1,144 @@
+"""LARS: layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, Algorithm 1).
+
+Per tensor l (a "layer"), with global schedule gamma_t = the group's lr, trust coefficient eta,
+weight decay lam and momentum mu:
+
+    local_lr = eta * ||w|| / (||g|| + lam * ||w||)
+    v <- mu * v + gamma_t * local_lr * (g + lam * w);     w <- w - v
+
+Why not timm.optim.Lars: it applies the lr OUTSIDE the momentum (v <- mu v + local_lr g';
+w <- w - gamma_t v), which differs from the formula whenever gamma_t changes (warmup, decay); it
+adds eps=1e-8 to the denominator; it sets the ratio to 1 when ||g|| = 0 even if lam > 0; and it
+adapts only groups with weight_decay != 0 unless `always_adapt`. This file follows the formula.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+from .hyperparams import Hyperparameter, lr_param, resolve, weight_decay_param
+from .registry import register_optimizer
+
+HYPERPARAMETERS = (
+    lr_param(1.0, "global learning rate gamma_0 (the schedule multiplies it); the step is ~gamma*eta*||w||"),
+    Hyperparameter("momentum", 0.9, float, low=0.0, high=1.0, high_open=True, help="momentum mu"),
+    weight_decay_param(5e-4, "weight decay lam inside the trust ratio and the update (LARS paper: 5e-4)"),
+    Hyperparameter("trust_coefficient", 1e-3, float, low=0.0, low_open=True, help="trust coefficient eta"),
+)
+
+# The fused kernel receives the step coefficient c as `1 - dampening`, which loses about
+# 1e-16 / c of relative precision; below this c the exact (unfused) ops are used instead.
+_FUSED_MIN_COEFFICIENT = 1e-6
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+@register_optimizer(
+    "lars",
+    paper="You, Gitman & Ginsburg 2017, 'Large Batch Training of Convolutional Networks' (LARS, Algorithm 1)",
+    description="LARS: SGD momentum with a per-tensor trust ratio eta*||w||/(||g||+lam*||w||), lr inside the momentum",
+    state_slots=1,
+    hyperparameters=HYPERPARAMETERS,
+)
+class Lars(torch.optim.Optimizer):
+    """LARS with the learning rate inside the momentum, exactly as in the paper's Algorithm 1.
+
+    Param groups with `layer_adaptation=False` (biases, norm layers under the default policy) get
+    no trust ratio: v <- mu v + gamma_t (g + lam w), with lam the group's weight_decay (0 there
+    under the default policy, so they are not decayed either).
+
+    Edge cases (documented choices): the trust ratio is 1 where ||w|| = 0 (a zero-initialized
+    tensor would otherwise never move) and where ||g|| + lam ||w|| = 0 (then g = 0 and lam*w = 0,
+    so the update adds nothing). With ||g|| = 0 and lam > 0 the formula is well defined (eta/lam).
+    Parameters whose grad is None are skipped, as in torch's optimizers. Sparse grads are refused.
+
+    Speed: per tensor, two norms and one fused SGD-momentum kernel (torch._fused_sgd_ with
+    dampening = 1 - c) while the tensor is still in cache; tensors that are non-contiguous, on
+    other devices, or with c < 1e-6 take plain in-place ops (same formula). Each tensor's norms
+    are read back to the host (`.item()`), one synchronization per tensor on a GPU.
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1.0,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        trust_coefficient: float = 1e-3,
+    ) -> None:
+        values = resolve(
+            HYPERPARAMETERS,
+            dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient),
+            "lars",
+        )
+        super().__init__(params, dict(values, layer_adaptation=True))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One LARS step; returns the closure's loss if a closure was given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            momentum, weight_decay = group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("lars does not support sparse gradients")
+                ratio = (
+                    trust_ratio(p, p.grad, group["trust_coefficient"], weight_decay)
+                    if group["layer_adaptation"] else 1.0
+                )
+                buffer = None
+                if momentum != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:  # v_0 = 0
+                        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    buffer = state["momentum_buffer"]
+                _momentum_update(p, p.grad, buffer, group["lr"] * ratio, momentum, weight_decay)
+        return loss
+
+
+def trust_ratio(param: torch.Tensor, grad: torch.Tensor, trust_coefficient: float, weight_decay: float) -> float:
+    """eta*||w||/(||g|| + lam*||w||); 1 where ||w|| = 0 or the denominator is 0 (see Lars)."""
+    w_norm = torch.linalg.vector_norm(param).item()
+    g_norm = torch.linalg.vector_norm(grad).item()
+    denominator = g_norm + weight_decay * w_norm
+    if w_norm == 0.0 or denominator == 0.0:
+        return 1.0
+    return trust_coefficient * w_norm / denominator
+
+
+def _momentum_update(
+    p: torch.Tensor, grad: torch.Tensor, buffer: torch.Tensor | None, coefficient: float,
+    momentum: float, weight_decay: float,
+) -> None:
+    """v <- mu v + c (g + lam w); w <- w - v  (without momentum: w <- w - c (g + lam w))."""
+    tensors = (p, grad) if buffer is None else (p, grad, buffer)
+    fusable = (
+        coefficient >= _FUSED_MIN_COEFFICIENT
+        and p.device.type in _FUSED_DEVICES
+        and all(t.is_contiguous() and t.dtype == p.dtype and t.device == p.device for t in tensors)
+    )
+    if fusable:
+        # The fused kernel computes buf = mu buf + (1 - dampening)(g + lam w); w -= lr buf,
+        # reading and writing each tensor once.
+        torch._fused_sgd_(
+            [p], [grad], [] if buffer is None else [buffer],
+            weight_decay=weight_decay, momentum=momentum,
+            lr=1.0 if buffer is not None else coefficient,
+            dampening=1.0 - coefficient if buffer is not None else 0.0,
+            nesterov=False, maximize=False, is_first_step=False,
+        )
+        return
+    if buffer is None:
+        update = grad.add(p, alpha=weight_decay) if weight_decay else grad
+        p.add_(update, alpha=-coefficient)
+        return
+    buffer.mul_(momentum).add_(grad, alpha=coefficient)
+    if weight_decay:
+        buffer.add_(p, alpha=coefficient * weight_decay)
+    p.sub_(buffer)

@@ -1,0 +1,262 @@
+"""Run directories -> tidy pandas DataFrames.
+
+Reads only the files a run writes (`config.json`, `metrics.jsonl`, `summary.json`). A damaged or
+half-written run directory never stops the load: it becomes a row with status 'damaged' or
+'incomplete' and a reason, and the records that could be read are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .targets import first_reach
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
+RUN_DEPTH = 4  # <results>/<suite>/<preset>/<optimizer>/<run_name>
+IDENTITY = ["run_id", "suite", "preset", "optimizer", "run_name", "seed", "protocol"]
+RUN_COLUMNS = IDENTITY + [
+    "status", "problems", "run_dir", "error", "diverged_step", "target_metric", "higher_is_better",
+    "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_source",
+    "steps", "wall_time", "step_time_median", "data_wait_fraction", "hyperparameters", "lr", "paper",
+    "state_slots", "environment", "world_size", "created", "finished",
+]
+EXPERIMENT_KINDS = ("sbv_unit", "memory")
+
+
+@dataclass
+class Results:
+    """Everything the report reads, as DataFrames (each keyed by the IDENTITY columns)."""
+
+    results_dir: Path
+    runs: pd.DataFrame  # one row per run directory
+    curves: pd.DataFrame  # one row per 'train'/'eval' record
+    sbv: pd.DataFrame  # one row per small_batch_variance 'sbv_unit' record
+    memory: pd.DataFrame  # one row per memory_overhead 'memory' record
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # run_id, run_dir, status, reason
+
+    @property
+    def optimizers(self) -> list[str]:
+        return sorted(self.runs["optimizer"].dropna().astype(str).unique()) if len(self.runs) else []
+
+
+def find_run_dirs(results_dir: Path) -> list[Path]:
+    """Every directory holding a run file, plus empty directories at the run depth.
+
+    Folders whose names start with '_' or '.' (the engine's `_cache`, hidden folders) are skipped:
+    caches may hold unrelated `config.json` files.
+    """
+    found: list[Path] = []
+    for current, dirnames, filenames in os.walk(results_dir):
+        here = Path(current)
+        depth = len(here.relative_to(results_dir).parts)
+        if any(name in filenames for name in RUN_FILES) or (depth == RUN_DEPTH and here != results_dir):
+            found.append(here)
+            dirnames[:] = []  # a run directory has no runs inside it
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+    return sorted(found)
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(value, None) or (None, reason)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} cannot be read ({exc.__class__.__name__}: {exc})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno})"
+    if not isinstance(value, dict):
+        return None, f"{path.name} holds a {type(value).__name__}, expected a JSON object"
+    return value, None
+
+
+def _read_metrics(path: Path) -> tuple[list[dict], list[str]]:
+    """The records of metrics.jsonl; unreadable lines are skipped and reported."""
+    if not path.exists():
+        return [], []
+    records: list[dict] = []
+    bad_lines: list[int] = []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    bad_lines.append(number)
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+                else:
+                    bad_lines.append(number)
+    except OSError as exc:
+        return records, [f"metrics.jsonl cannot be read ({exc})"]
+    if not bad_lines:
+        return records, []
+    shown = ", ".join(str(n) for n in bad_lines[:5]) + (" ..." if len(bad_lines) > 5 else "")
+    return records, [f"metrics.jsonl: {len(bad_lines)} unreadable line(s) skipped (line {shown}; truncated write?)"]
+
+
+def _number(value: Any) -> float:
+    """A float, or NaN for anything that is not a finite-or-infinite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def _identity_from_path(run_dir: Path, results_dir: Path) -> dict[str, Any]:
+    parts = run_dir.relative_to(results_dir).parts
+    if len(parts) == RUN_DEPTH:
+        suite, preset, optimizer, run_name = parts
+        return {"suite": suite, "preset": preset, "optimizer": optimizer, "run_name": run_name}
+    return {"suite": None, "preset": None, "optimizer": None, "run_name": "/".join(parts)}
+
+
+def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dict], list[str]]:
+    """One run's row, its records and the problems found."""
+    problems: list[str] = []
+    config, config_error = _read_json(run_dir / "config.json")
+    summary, summary_error = _read_json(run_dir / "summary.json")
+    records, metric_problems = _read_metrics(run_dir / "metrics.jsonl")
+    problems += metric_problems
+
+    ident = _identity_from_path(run_dir, results_dir)
+    config = config or {}
+    for key in ident:  # the config is the authority; directory names are sanitized copies
+        if isinstance(config.get(key), (str, int)) and str(config.get(key)):
+            ident[key] = str(config[key])
+    rel = run_dir.relative_to(results_dir).as_posix()
+
+    if config_error:
+        status = "damaged"
+        if not any((run_dir / name).exists() for name in RUN_FILES):
+            config_error = "empty run directory (no config.json, metrics.jsonl or summary.json)"
+        problems.insert(0, config_error)
+    elif summary_error and (run_dir / "summary.json").exists():
+        status = "damaged"
+        problems.insert(0, summary_error)
+    elif summary is None:
+        status = "incomplete"
+        problems.insert(0, "no summary.json: the run did not finish (still running, interrupted or crashed)")
+    else:
+        status = str(summary.get("status") or "unknown")
+        if status not in ("completed", "diverged", "failed"):
+            problems.insert(0, f"summary.json status {status!r} is not completed/diverged/failed")
+    summary = summary or {}
+
+    hyperparameters = config.get("hyperparameters") if isinstance(config.get("hyperparameters"), dict) else {}
+    spec = config.get("optimizer_spec") if isinstance(config.get("optimizer_spec"), dict) else {}
+    environment = config.get("environment") if isinstance(config.get("environment"), dict) else {}
+    target_metric = summary.get("target_metric") or config.get("target_metric")
+    target_value = summary.get("target_value", config.get("target_value"))
+    higher = config.get("higher_is_better", True)
+    higher = bool(higher) if isinstance(higher, bool) else True
+    final_metrics = summary.get("final_metrics") if isinstance(summary.get("final_metrics"), dict) else {}
+
+    steps_to_target = _number(summary.get("steps_to_target"))
+    time_to_target = _number(summary.get("time_to_target"))
+    target_source = "summary" if not math.isnan(steps_to_target) else None
+    if target_source is None and isinstance(target_metric, str) and not math.isnan(_number(target_value)):
+        evals = [r for r in records if r.get("kind") == "eval"]
+        reach = first_reach(evals, target_metric, float(target_value), higher)
+        if reach is not None:
+            steps_to_target, time_to_target = reach
+            target_source = "eval records"
+
+    seed = config.get("seed")
+    row = {
+        "run_id": f"{ident['suite']}/{ident['preset']}/{ident['optimizer']}/{ident['run_name']}",
+        **ident,
+        "seed": int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "protocol": str(config.get("protocol") or "default"),
+        "status": status,
+        "problems": "; ".join(problems),
+        "run_dir": rel,
+        "error": summary.get("error"),
+        "diverged_step": _number(summary.get("diverged_step")),
+        "target_metric": target_metric if isinstance(target_metric, str) else None,
+        "higher_is_better": higher,
+        "target_value": _number(target_value),
+        "final_value": _number(final_metrics.get(target_metric)) if isinstance(target_metric, str) else math.nan,
+        "final_metrics": final_metrics,
+        "steps_to_target": steps_to_target,
+        "time_to_target": time_to_target,
+        "target_source": target_source,
+        "steps": _number(summary.get("steps")),
+        "wall_time": _number(summary.get("wall_time")),
+        "step_time_median": _number(summary.get("step_time_median")),
+        "data_wait_fraction": _number(summary.get("data_wait_fraction")),
+        "hyperparameters": hyperparameters,
+        "lr": _number(hyperparameters.get("lr")),
+        "paper": str(spec.get("paper") or ""),
+        "state_slots": _number(spec.get("state_slots")),
+        "environment": environment,
+        "world_size": _number(config.get("world_size")),
+        "created": config.get("created"),
+        "finished": summary.get("finished"),
+    }
+    return row, records, problems
+
+
+def _dedupe(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Keep the last copy of each record: a resumed run may log the same step or unit twice."""
+    present = [k for k in keys if k in frame.columns]
+    return frame.drop_duplicates(subset=present, keep="last").reset_index(drop=True) if len(frame) else frame
+
+
+def load_results(results_dir: str | os.PathLike) -> Results:
+    """Load every run directory under `results_dir` (see the run-directory format in the README)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"results directory '{root}' does not exist or is not a directory; expected the folder "
+            "that `nightbench run/leaderboard --results DIR` wrote (DIR/<suite>/<preset>/<optimizer>/<run>/)"
+        )
+    rows, curve_rows, sbv_rows, memory_rows, problem_rows = [], [], [], [], []
+    for run_dir in find_run_dirs(root):
+        try:
+            row, records, problems = _run_row(run_dir, root)
+        except Exception as exc:  # never let one odd directory stop the report
+            log.warning("could not read run directory %s: %s", run_dir, exc)
+            ident = _identity_from_path(run_dir, root)
+            row = {"run_id": run_dir.relative_to(root).as_posix(), **ident, "seed": None, "protocol": "default",
+                   "status": "damaged", "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
+                   "run_dir": run_dir.relative_to(root).as_posix()}
+            records, problems = [], [row["problems"]]
+        rows.append(row)
+        ident = {k: row.get(k) for k in IDENTITY}
+        if problems or row["status"] not in ("completed", "diverged", "failed"):
+            problem_rows.append({**ident, "status": row["status"], "run_dir": row["run_dir"],
+                                 "reason": "; ".join(problems)})
+        for record in records:
+            kind = record.get("kind")
+            if kind in ("train", "eval"):
+                scalars = {k: _number(v) for k, v in record.items() if k != "kind"}
+                curve_rows.append({**ident, "kind": kind, **scalars})
+            elif kind == "sbv_unit":
+                sbv_rows.append({**ident, **record})
+            elif kind == "memory":
+                memory_rows.append({**ident, **record})
+
+    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    curves = _dedupe(pd.DataFrame(curve_rows), ["run_id", "kind", "step"])
+    sbv = _dedupe(pd.DataFrame(sbv_rows), ["run_id", "unit"])
+    memory = _dedupe(pd.DataFrame(memory_rows), ["run_id", "unit"])
+    problems = pd.DataFrame(problem_rows, columns=IDENTITY + ["status", "run_dir", "reason"])
+    log.info("loaded %d runs (%d with problems) from %s", len(runs), len(problems), root)
+    return Results(results_dir=root, runs=runs, curves=curves, sbv=sbv, memory=memory, problems=problems)

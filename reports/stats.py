@@ -1,0 +1,146 @@
+"""The statistics behind the tables: intervals over seeds, which runs a number comes from, floors.
+
+Kept apart from formatting so tables, figures and the claims all compute a number the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+REPORTED_PROTOCOLS = ("final", "default")  # "final" runs (after tuning) win over "default" ones
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with a two-sided t confidence interval; low/high are NaN when n < 2."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float
+
+    @property
+    def has_interval(self) -> bool:
+        return self.n >= 2 and not math.isnan(self.low)
+
+    def overlaps(self, other: "Interval") -> bool:
+        return not (self.high < other.low or other.high < self.low)
+
+
+def t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
+    """Mean and Student-t interval over the finite values (seeds are few, so not a z interval)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, math.nan)
+    mean = float(x.mean())
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1, math.nan)
+    std = float(x.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, std)
+
+
+def reported_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose numbers a table reports: per (suite, preset, optimizer) the 'final' runs of the
+    tuning protocol when there are any, else the 'default' ones. Tuning runs only feed the LR sweep."""
+    if runs.empty:
+        return runs
+    keep = []
+    for _, group in runs.groupby(["suite", "preset", "optimizer"], dropna=False, sort=True):
+        for protocol in REPORTED_PROTOCOLS:
+            chosen = group[group["protocol"] == protocol]
+            if len(chosen):
+                keep.append(chosen)
+                break
+    return pd.concat(keep) if keep else runs.iloc[0:0]
+
+
+def reported_records(records: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The experiment records (sbv/memory rows) that belong to reported runs."""
+    if records.empty or runs.empty:
+        return records
+    return records[records["run_id"].isin(set(reported_runs(runs)["run_id"]))]
+
+
+def floor_summary(sbv: pd.DataFrame) -> pd.DataFrame:
+    """Gradient-norm floor per (problem, optimizer, batch size) at that optimizer's best lr.
+
+    The best lr is the one with the lowest mean floor over unit seeds (and run seeds): the theory's
+    point is that NSGD's floor at batch 1 does not go away whatever the lr.
+    """
+    columns = ["problem", "optimizer", "batch_size", "best_lr", "n", "floor_mean", "ci_low", "ci_high",
+               "floor_median_all_lrs", "lrs_tried", "slope_median"]
+    needed = {"problem", "optimizer", "batch_size", "lr", "floor"}
+    if sbv.empty or not needed <= set(sbv.columns):
+        return pd.DataFrame(columns=columns)
+    data = sbv.copy()
+    for col in ("batch_size", "lr", "floor"):
+        data[col] = pd.to_numeric(data[col], errors="coerce")
+    if "slope" not in data.columns:
+        data["slope"] = np.nan
+    data["slope"] = pd.to_numeric(data["slope"], errors="coerce")
+    data = data.dropna(subset=["batch_size", "lr"])
+    rows = []
+    for (problem, optimizer, batch), group in data.groupby(["problem", "optimizer", "batch_size"], sort=True):
+        by_lr = group.groupby("lr")["floor"].mean().dropna()
+        if by_lr.empty:
+            continue
+        best_lr = float(by_lr.idxmin())
+        at_best = group[group["lr"] == best_lr]
+        interval = t_interval(at_best["floor"])
+        rows.append({
+            "problem": problem, "optimizer": optimizer, "batch_size": int(batch), "best_lr": best_lr,
+            "n": interval.n, "floor_mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
+            "floor_median_all_lrs": float(group["floor"].median()), "lrs_tried": int(group["lr"].nunique()),
+            "slope_median": float(at_best["slope"].median()) if at_best["slope"].notna().any() else math.nan,
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def floor_samples(sbv: pd.DataFrame, problem: str, optimizer: str, batch_size: int) -> list[float]:
+    """The floors at the best lr of one (problem, optimizer, batch size), one per unit seed."""
+    summary = floor_summary(sbv)
+    row = summary[(summary["problem"] == problem) & (summary["optimizer"] == optimizer)
+                  & (summary["batch_size"] == batch_size)]
+    if row.empty:
+        return []
+    data = sbv[(sbv["problem"] == problem) & (sbv["optimizer"] == optimizer)
+               & (pd.to_numeric(sbv["batch_size"], errors="coerce") == batch_size)
+               & (pd.to_numeric(sbv["lr"], errors="coerce") == row["best_lr"].iloc[0])]
+    return [float(v) for v in pd.to_numeric(data["floor"], errors="coerce").dropna()]
+
+
+def memory_summary(memory: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, device, optimizer): state bytes per parameter, peak step memory, step time, and
+    the step time as a multiple of SGD's on the same model and device."""
+    columns = ["model", "device", "optimizer", "params", "state_bytes", "state_bytes_per_param",
+               "param_copies", "peak_step_bytes", "step_time", "step_time_ratio_to_sgd"]
+    if memory.empty or not {"model", "optimizer"} <= set(memory.columns):
+        return pd.DataFrame(columns=columns)
+    data = memory.copy()
+    if "device" not in data.columns:
+        data["device"] = ""
+    data["device"] = data["device"].fillna("").astype(str)
+    for col in columns[3:-1]:
+        data[col] = pd.to_numeric(data[col], errors="coerce") if col in data.columns else np.nan
+    summary = (data.groupby(["model", "device", "optimizer"], sort=True)
+               .agg(params=("params", "max"), state_bytes=("state_bytes", "mean"),
+                    state_bytes_per_param=("state_bytes_per_param", "mean"),
+                    param_copies=("param_copies", "mean"), peak_step_bytes=("peak_step_bytes", "mean"),
+                    step_time=("step_time", "median"))
+               .reset_index())
+    sgd = summary[summary["optimizer"] == "sgd"].set_index(["model", "device"])["step_time"]
+    summary["step_time_ratio_to_sgd"] = [
+        row.step_time / sgd.get((row.model, row.device), math.nan) for row in summary.itertuples()
+    ]
+    return summary[columns]

@@ -1,0 +1,175 @@
+"""The `nightbench` command line: list, run, leaderboard, report.
+
+Exit status: 0 success, 1 a run failed (or diverged, for `run`), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from nightbench.optimizers import HyperparameterError, PluginError, UnknownOptimizerError, get_spec, load_optimizer_file
+from nightbench.optimizers import names as optimizer_names
+from nightbench.optimizers import plugin_errors
+
+from .catalog import UnknownSuiteError, get_suite, suite_names
+from .config import ConfigError, parse_set_arguments
+
+BAD_INPUT_ERRORS = (ConfigError, HyperparameterError, UnknownOptimizerError, UnknownSuiteError, PluginError)
+
+
+def _format_value(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def list_optimizers(show_all: bool) -> None:
+    for name in optimizer_names():
+        spec = get_spec(name)
+        flags = [f"state slots: {spec.state_slots if spec.state_slots is not None else '?'}"]
+        if spec.needs_eval_swap:
+            flags.append("evaluates at w_t (train/eval swap)")
+        if spec.gradients_per_step > 1:
+            flags.append(f"{spec.gradients_per_step} gradients per step")
+        if spec.source != "builtin":
+            flags.append(f"from {spec.source}")
+        print(f"{name:<16} {spec.description}")
+        print(f"{'':<16} paper: {spec.paper or '-'}")
+        print(f"{'':<16} {'; '.join(flags)}")
+        for h in spec.hyperparameters:
+            print(f"{'':<18}{h.name} = {_format_value(h.default):<10} {h.accepted()}" + (f"  ({h.help})" if h.help else ""))
+        print()
+    for source, error in plugin_errors().items():
+        print(f"could not load {source}: {error}", file=sys.stderr)
+    if show_all:
+        timm = [n for n in optimizer_names(include_timm=True) if n.startswith("timm:")]
+        print(f"timm's optimizers ({len(timm)}), usable as --optimizer timm:<name> with lr, weight_decay, momentum:")
+        for i in range(0, len(timm), 6):
+            print("  " + "  ".join(timm[i:i + 6]))
+    else:
+        print("(timm's optimizers are available as timm:<name>; `nightbench list optimizers --all` shows them)")
+
+
+def list_suites(show_presets: bool) -> None:
+    for name in suite_names():
+        suite = get_suite(name)
+        target = suite.target_metric or "-"
+        print(f"{name:<22} {suite.description}")
+        print(f"{'':<22} target metric: {target}; presets: {', '.join(suite.presets)} (default small)")
+        if show_presets:
+            for preset, values in suite.presets.items():
+                shown = ", ".join(f"{k}={_format_value(v)}" for k, v in values.items())
+                print(f"{'':<24}{preset}: {shown}")
+        print()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for path in args.optimizer_file or []:
+        load_optimizer_file(path)
+    if args.what == "optimizers":
+        list_optimizers(args.all)
+    else:
+        list_suites(show_presets=args.what == "presets")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import RunRequest, execute_run
+
+    request = RunRequest(
+        suite=args.suite, optimizer=args.optimizer, preset=args.preset, seed=args.seed,
+        overrides=parse_set_arguments(args.set), results_root=args.results, device=args.device,
+        optimizer_files=args.optimizer_file or [], progress=not args.quiet, protocol=args.protocol,
+    )
+    outcome = execute_run(request)
+    summary = outcome.summary
+    if outcome.skipped:
+        print(f"already finished ({outcome.status}): {outcome.run_dir}")
+    else:
+        print(f"{outcome.status}: {outcome.run_dir}")
+    metrics = summary.get("final_metrics") or {}
+    if metrics:
+        print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    if summary.get("wall_time") is not None:
+        print(f"  wall time {summary['wall_time']:.1f} s" + (
+            f", median step {summary['step_time_median']:.3f} s" if summary.get("step_time_median") else ""))
+    if outcome.status != "completed":
+        print(f"  {summary.get('error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nightbench.reports import build_report
+
+    results = Path(args.results_dir)
+    if not results.is_dir():
+        raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    path = build_report(results, args.output)
+    print(f"report: {Path(path).resolve()}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import run_leaderboard_from_args
+
+    return run_leaderboard_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nightbench", description="A benchmark suite for deep-learning optimizers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list optimizers, suites or presets")
+    p.add_argument("what", nargs="?", default="optimizers", choices=["optimizers", "suites", "presets"])
+    p.add_argument("--all", action="store_true", help="also list timm's optimizers (timm:<name>)")
+    p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run one (suite, preset, optimizer, seed)")
+    p.add_argument("--suite", required=True, help=f"one of: {', '.join(suite_names())}")
+    p.add_argument("--optimizer", required=True, help="a registered optimizer (`nightbench list optimizers`)")
+    p.add_argument("--preset", default="small", help="paper, small (default) or ci")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an optimizer hyperparameter, policy.<field> or a suite preset key (repeatable)")
+    p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
+    p.add_argument("--results", default="results", help="results root (default ./results)")
+    p.add_argument("--device", default=None, help="auto (default: cuda when available), cpu, cuda, cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--protocol", default="default", choices=["default", "tuning", "final"],
+                   help="which leaderboard protocol this run belongs to (recorded in its config)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write the HTML comparison report for a results directory")
+    p.add_argument("results_dir")
+    p.add_argument("-o", "--output", default="report.html")
+    p.set_defaults(func=cmd_report)
+
+    from .leaderboard import add_leaderboard_arguments
+
+    p = sub.add_parser("leaderboard", help="run every suite x optimizer x seed (resumable), then write the report")
+    add_leaderboard_arguments(p)
+    p.set_defaults(func=cmd_leaderboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*Setting accelerator to CPU.*")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BAD_INPUT_ERRORS as exc:
+        print(f"nightbench: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # SuiteInputError and other input checks
+        print(f"nightbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nightbench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

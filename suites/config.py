@@ -1,0 +1,141 @@
+"""Resolving one run's configuration: preset + engine defaults + per-optimizer suite defaults + --set.
+
+`--set key=value` names an optimizer hyperparameter (`lr`, `beta`, ...), a param-group policy
+field (`policy.excluded_lr_multiplier`), or a key of the suite's preset (`steps`, `micro_batch_size`);
+`optimizer.<k>` and `suite.<k>` force the namespace where a name exists in both.
+Unknown keys fail with every key that would be accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from nightbench.optimizers import OptimizerSpec, ParamGroupPolicy
+
+from .base import PRESET_NAMES
+
+# Keys the engine reads from every suite config; presets may override them.
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "precision": "fp32",  # 'fp32' or 'bf16' (autocast; meant for the paper presets on GPUs)
+    "log_every": 10,  # steps between train-loss records
+    "checkpoint_every": 0,  # steps between checkpoints; 0 = at every evaluation
+}
+
+
+class ConfigError(ValueError):
+    """A preset, key or value that the suite or optimizer does not accept."""
+
+
+@dataclass
+class ResolvedConfig:
+    suite_config: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    policy: ParamGroupPolicy
+    overrides: dict[str, Any]
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, str]:
+    """['lr=0.1', 'steps=20'] -> {'lr': '0.1', 'steps': '20'}; values stay strings until typed."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid --set {pair!r}: expected key=value, e.g. --set lr=0.01")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def preset_config(suite: Any, preset: str) -> dict[str, Any]:
+    if preset not in suite.presets:
+        raise ConfigError(
+            f"suite '{suite.name}' has no preset '{preset}'; accepted: {', '.join(suite.presets)}"
+        )
+    return {**ENGINE_DEFAULTS, **dict(suite.presets[preset])}
+
+
+def _coerce_like(key: str, value: Any, template: Any) -> Any:
+    """Type a --set value like the preset's own value for that key."""
+    if not isinstance(value, str) or isinstance(template, str) or template is None:
+        return value
+    try:
+        if isinstance(template, bool):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(template, int):
+            number = float(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        if isinstance(template, float):
+            return float(value)
+        if isinstance(template, (list, tuple, dict)):
+            parsed = json.loads(value)
+            if not isinstance(parsed, type(template) if not isinstance(template, tuple) else list):
+                raise ValueError
+            return parsed
+    except ValueError:
+        raise ConfigError(
+            f"invalid value {value!r} for suite key '{key}': expected a {type(template).__name__} like {template!r}"
+        ) from None
+    return value
+
+
+def split_keys(
+    values: Mapping[str, Any], spec: OptimizerSpec, suite_keys: set[str], where: str
+) -> tuple[dict, dict, dict]:
+    """Sort keys into (optimizer hyperparameters, policy fields, suite config)."""
+    hp_names = {h.name for h in spec.hyperparameters}
+    policy_names = set(ParamGroupPolicy.field_names())
+    hp, policy, suite = {}, {}, {}
+    for key, value in values.items():
+        namespace, dot, name = key.partition(".")
+        if dot and namespace == "policy" and name in policy_names:
+            policy[name] = value
+        elif dot and namespace == "optimizer" and name in hp_names:
+            hp[name] = value
+        elif dot and namespace == "suite" and name in suite_keys:
+            suite[name] = value
+        elif not dot and key in hp_names:
+            hp[key] = value
+        elif not dot and key in suite_keys:
+            suite[key] = value
+        else:
+            raise ConfigError(
+                f"unknown key '{key}' in {where}. Accepted: optimizer '{spec.name}' hyperparameters "
+                f"{sorted(hp_names)}; policy.<field> for {sorted(policy_names)}; suite keys {sorted(suite_keys)}"
+            )
+    return hp, policy, suite
+
+
+def resolve_config(
+    suite: Any, preset: str, spec: OptimizerSpec, overrides: Mapping[str, Any]
+) -> ResolvedConfig:
+    """Preset and engine defaults, then the suite's defaults for this optimizer, then the user's --set."""
+    base = preset_config(suite, preset)
+    suite_keys = set(base)
+    user_hp, user_policy, user_suite = split_keys(overrides, spec, suite_keys, "--set")
+    suite_config = {**base, **{k: _coerce_like(k, v, base[k]) for k, v in user_suite.items()}}
+    defaults = suite.optimizer_defaults(spec.name, suite_config) or {}
+    default_hp, default_policy, default_suite = split_keys(
+        defaults, spec, suite_keys, f"suite '{suite.name}' defaults for '{spec.name}'"
+    )
+    for k, v in default_suite.items():  # a suite may tune its own keys per optimizer; --set still wins
+        if k not in user_suite:
+            suite_config[k] = v
+    try:
+        hyperparameters = spec.resolve({**default_hp, **user_hp})
+        policy = ParamGroupPolicy.from_dict({**default_policy, **user_policy})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if suite_config.get("precision") not in ("fp32", "bf16"):
+        raise ConfigError(f"invalid precision {suite_config.get('precision')!r}: expected 'fp32' or 'bf16'")
+    return ResolvedConfig(suite_config, hyperparameters, policy, dict(overrides))
+
+
+def check_preset_names(suite: Any) -> None:
+    missing = [p for p in PRESET_NAMES if p not in suite.presets]
+    if missing:
+        raise ConfigError(f"suite '{suite.name}' lacks presets {missing}; every suite defines {PRESET_NAMES}")

@@ -1,0 +1,261 @@
+"""The training loop for TrainingSuites: one run, from its last checkpoint to its step budget.
+
+What the loop asks of the optimizer's registry entry (no suite or loop mentions an optimizer by name):
+  gradients_per_step == 2  each global batch is split into two disjoint halves; the optimizer's
+                           step(closure) calls the closure twice, once per half.
+  needs_eval_swap          evaluation runs inside evaluation_weights(optimizer), i.e. at w_t.
+Gradient accumulation: a (half-)batch is cut into micro-batches of task.micro_batch_size; each
+micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumulation is exact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nightbench.optimizers import OptimizerSpec, build_scheduler, create, evaluation_weights
+
+from .base import TrainingTask
+from .batching import micro_batches, split_batch, to_device
+from .progress import Progress
+from .run_dir import MetricsLog
+
+
+class Diverged(Exception):
+    """The loss or a parameter became NaN or infinite."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(f"{what} is not finite at step {step}")
+        self.step = step
+
+
+@dataclass
+class TrainingState:
+    """Bookkeeping that must survive a resume (saved in every checkpoint)."""
+
+    step: int = 0
+    elapsed: float = 0.0  # wall seconds spent in earlier sessions of this run
+    step_time_total: float = 0.0
+    data_wait_total: float = 0.0
+    interval_step_times: list[float] = field(default_factory=list)  # per-logging-interval mean step times
+    steps_to_target: int | None = None
+    time_to_target: float | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _params_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+class Trainer:
+    """Runs one TrainingTask with one optimizer, writing to one run directory."""
+
+    def __init__(self, *, suite: Any, task: TrainingTask, spec: OptimizerSpec, hyperparameters: dict,
+                 policy: Any, config: dict, run_dir: Path, device: torch.device, target_value: float | None,
+                 progress: bool = True, world_size: int = 1):
+        self.suite, self.task, self.spec = suite, task, spec
+        self.config, self.run_dir, self.device = config, Path(run_dir), device
+        self.target_value = target_value
+        self.model = task.model.to(device)
+        self.optimizer = create(spec.name, self.model, policy=policy, **hyperparameters)
+        self.scheduler = build_scheduler(self.optimizer, suite.schedule(spec.name, config, task))
+        per_process = task.global_batch_size // world_size
+        if task.global_batch_size % world_size or per_process < spec.gradients_per_step:
+            raise ValueError(
+                f"global batch {task.global_batch_size} cannot be shared by {world_size} processes "
+                f"with {spec.gradients_per_step} gradient(s) per step"
+            )
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.state = TrainingState()
+        self.show_progress = progress
+        self.autocast = config.get("precision") == "bf16"
+        self._session_start = time.monotonic()
+
+    # --- checkpoints -------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def elapsed(self) -> float:
+        return self.state.elapsed + (time.monotonic() - self._session_start)
+
+    def save_checkpoint(self) -> None:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(),
+            "state": {**self.state.__dict__, "elapsed": self.elapsed()},
+            "metrics_offset": self.log.offset(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.checkpoint_path)  # atomic: a kill mid-save leaves the previous checkpoint
+
+    def load_checkpoint(self) -> bool:
+        if not self.checkpoint_path.exists():
+            self.log.truncate(0)  # records from a session that never checkpointed are replayed
+            return False
+        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        _set_rng_state(payload["rng"])
+        self.state = TrainingState(**payload["state"])
+        self.log.truncate(payload["metrics_offset"])
+        self._session_start = time.monotonic()
+        return True
+
+    # --- one step ----------------------------------------------------------------------------
+    def _accumulate(self, batch: Any) -> tuple[float, dict]:
+        """Forward/backward over micro-batches; the gradient is that of the batch-mean loss."""
+        total = self.task.count(batch)
+        if total <= 0:
+            raise ValueError("a training batch has no loss terms (count(batch) == 0)")
+        loss_value, metrics = 0.0, {}
+        for micro in micro_batches(batch, self.task.micro_batch_size):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                loss_sum, micro_metrics = self.task.loss(self.model, micro)
+            (loss_sum / total).backward()
+            loss_value += float(loss_sum.detach()) / total
+            metrics = micro_metrics
+        return loss_value, metrics
+
+    def train_step(self, batch: Any) -> float:
+        if self.spec.gradients_per_step == 2:
+            halves = iter(split_batch(batch, 2))
+            losses = []
+
+            def closure():
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, _ = self._accumulate(next(halves))
+                losses.append(loss)
+                return torch.tensor(loss)
+
+            self.optimizer.step(closure)
+            loss = losses[0]
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, _ = self._accumulate(batch)
+            self.optimizer.step()
+        self.scheduler.step()
+        return loss
+
+    # --- evaluation --------------------------------------------------------------------------
+    def evaluate(self, step: int) -> dict[str, float]:
+        self.model.eval()
+        with evaluation_weights(self.optimizer), torch.no_grad():
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
+        self.model.train()
+        self.log.append({"kind": "eval", "step": step, "time": self.elapsed(), **metrics})
+        self.state.last_eval = metrics
+        self._track_target(step, metrics)
+        return metrics
+
+    def _track_target(self, step: int, metrics: dict) -> None:
+        if self.target_value is None or self.state.steps_to_target is not None:
+            return
+        value = metrics.get(self.suite.target_metric)
+        if value is None or not math.isfinite(value):
+            return
+        reached = value >= self.target_value if self.suite.higher_is_better else value <= self.target_value
+        if reached:
+            self.state.steps_to_target, self.state.time_to_target = step, self.elapsed()
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Train to the step budget; returns the summary fields (raises Diverged on NaN/inf)."""
+        resumed = self.load_checkpoint()  # replaces self.state: take `state` only after it
+        task, state = self.task, self.state
+        log_every = max(1, int(self.config.get("log_every", 10)))
+        checkpoint_every = int(self.config.get("checkpoint_every", 0)) or task.eval_every
+        progress = Progress(task.total_steps, f"{self.suite.name}/{self.spec.name}", initial=state.step,
+                            enabled=self.show_progress)
+        if resumed:
+            self.log.append({"kind": "resume", "step": state.step, "time": self.elapsed()})
+        self.model.train()
+        batches = task.train_batches(state.step)
+        interval_time, interval_steps, interval_loss, interval_data = 0.0, 0, 0.0, 0.0
+        try:
+            while state.step < task.total_steps:
+                t0 = time.perf_counter()
+                batch = next(batches)
+                t_data = time.perf_counter() - t0
+                batch = to_device(batch, self.device)
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss = self.train_step(batch)
+                step_time = time.perf_counter() - t0
+                state.step += 1
+                if not math.isfinite(loss):
+                    raise Diverged(state.step, "the training loss")
+                if not _params_finite(self.model):
+                    raise Diverged(state.step, "a parameter")
+                state.step_time_total += step_time
+                state.data_wait_total += t_data
+                interval_time += step_time
+                interval_steps += 1
+                interval_loss += loss
+                interval_data += t_data
+                progress.update(1, loss=loss, **{f"{task.examples_name}/s": task.global_batch_size / step_time})
+                if state.step % log_every == 0 or state.step == task.total_steps:
+                    state.interval_step_times.append(interval_time / interval_steps)
+                    self.log.append({
+                        "kind": "train", "step": state.step, "time": self.elapsed(), "loss": interval_loss / interval_steps,
+                        "lr": lr, "step_time": interval_time / interval_steps, "data_wait": interval_data / interval_steps,
+                        "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None,
+                    })
+                    interval_time, interval_steps, interval_loss, interval_data = 0.0, 0, 0.0, 0.0
+                if state.step % task.eval_every == 0 or state.step == task.total_steps:
+                    self.evaluate(state.step)
+                if state.step % checkpoint_every == 0 or state.step == task.total_steps:
+                    self.save_checkpoint()
+        finally:
+            progress.close()
+            task.close()
+        return self.summary_fields()
+
+    def summary_fields(self) -> dict:
+        state = self.state
+        return {
+            "final_metrics": dict(state.last_eval),
+            "steps": state.step,
+            "wall_time": self.elapsed(),
+            "steps_to_target": state.steps_to_target,
+            "time_to_target": state.time_to_target,
+            "step_time_median": statistics.median(state.interval_step_times) if state.interval_step_times else None,
+            "data_wait_fraction": state.data_wait_total / state.step_time_total if state.step_time_total else None,
+        }
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,10 @@
+"""`nightbench` with the toy suite known to the catalog, for tests that need a separate process."""
+
+import sys
+
+from nightbench.suites import catalog, cli
+
+catalog.SUITE_MODULES["toy"] = "tests.suites.toy_suite"
+
+if __name__ == "__main__":
+    sys.exit(cli.main())
