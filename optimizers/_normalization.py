@@ -12,6 +12,8 @@ The lr-free step factor r of a tensor is
 with two conventions that keep parameters finite:
     ||d|| = 0  ->  r = 0     (no step: the direction is zero anyway)
     ||w|| = 0  ->  ||w|| is taken as 1, so r = 1 / ||d|| (a freshly zeroed tensor still moves).
+A non-finite ||d|| (a NaN/inf gradient) also gives r = 0; the loss is what reports the divergence.
+Norms are Python floats (one host sync per tensor; negligible on CPU).
 """
 
 from __future__ import annotations

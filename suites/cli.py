@@ -101,11 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nightbench.reports import build_report
-
     results = Path(args.results_dir)
     if not results.is_dir():
         raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    from nightbench.reports import build_report
+
     path = build_report(results, args.output)
     print(f"report: {Path(path).resolve()}")
     return 0

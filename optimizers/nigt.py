@@ -1,0 +1,171 @@
+"""NIGT: normalized SGD with implicit gradient transport (Algorithm 1), in the memory-lean form.
+
+Algorithm 1 (w: the reported iterate, x: where gradients are taken, a_t = lr_t * r_t the step factor):
+    m_1 = g(w_1);  w_2 = w_1 - a_1 m_1
+    x_t = w_t + c_t (w_t - w_{t-1}),  c_t = beta_t / (1 - beta_t)
+    m_t = beta_t m_{t-1} + (1 - beta_t) g(x_t);   w_{t+1} = w_t - a_t m_t
+Lean form (ALGORITHMS.md): since w_t - w_{t-1} = -a_{t-1} m_{t-1}, the model holds x_t and the
+optimizer keeps only m plus two floats per tensor (a_{t-1} and beta_t). One step, per tensor:
+    p += c_t a_{t-1} m                  # p: x_t -> w_t   (a_0 = 0)
+    m  = beta_t m + (1 - beta_t) g      # m_1 = g_1
+    p -= (1 + c_{t+1}) a_t m            # p: w_t -> x_{t+1};  w_{t+1} = x_{t+1} + c_{t+1} a_t m
+A fused variant (one update of p from m_t and g) moves the same bytes with torch's two-operand
+kernels, so the plain form is used: it also has w_t at hand for weight-norm scaling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ._normalization import (
+    GlobalNormalization,
+    NormalizedOptimizer,
+    dense_grad,
+    norm_hyperparameters,
+    run_closure,
+    scope,
+    step_ratio,
+    tensor_norm,
+)
+from .hyperparams import beta_param, lr_param
+from .registry import register_optimizer
+
+NIGT_HYPERPARAMETERS = (
+    lr_param(0.01, "step length eta of each normalized step (multiplied by the schedule)"),
+    beta_param("beta", 0.9, "momentum; also sets the extrapolation x_t = w_t + beta/(1-beta) (w_t - w_{t-1})"),
+    *norm_hyperparameters("L2 weight decay added to the gradient, evaluated at x_t (where the gradient is)"),
+)
+
+
+class LeanNIGT(NormalizedOptimizer):
+    """The lean-form machinery shared by nigt and nigt_adaptive: the x_t/w_t swap and the moves.
+
+    Per-tensor state: `momentum_buffer` (m_t), `step_size` (a_t, float), `beta_next` (beta_{t+1},
+    float: the group's `beta` read at the end of step t, so a changed beta applies one step later).
+    Each param group records `eval_mode`, so a state_dict taken while evaluating restores that.
+    """
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(params, {**defaults, "eval_mode": False})
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        # A group added while evaluating joins in eval mode; its tensors have no state to swap yet.
+        evaluating = any(g["eval_mode"] for g in getattr(self, "param_groups", []))
+        super().add_param_group({"eval_mode": evaluating, **param_group})
+
+    # ---- the reversible swap between the training point x_t and the reported iterate w_t ----
+    def eval(self) -> None:
+        """Put the model's parameters at the reported iterate w_t (idempotent)."""
+        self._swap(to_eval=True)
+
+    def train(self) -> None:
+        """Put the model's parameters back at the training point x_t (idempotent)."""
+        self._swap(to_eval=False)
+
+    @torch.no_grad()
+    def _swap(self, to_eval: bool) -> None:
+        sign = 1.0 if to_eval else -1.0
+        for group in self.param_groups:
+            if group["eval_mode"] == to_eval:
+                continue
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and "momentum_buffer" in state:
+                    shift = _extrapolation(state["beta_next"]) * state["step_size"]
+                    if shift != 0.0:
+                        p.add_(state["momentum_buffer"], alpha=sign * shift)
+            group["eval_mode"] = to_eval
+
+    def _check_training(self) -> None:
+        if any(g["eval_mode"] for g in self.param_groups):
+            raise RuntimeError(
+                f"{self.NAME}.step() was called while the model holds the evaluation weights w_t; "
+                "call optimizer.train() first (it moves the parameters back to x_t)"
+            )
+
+    # ---- the two halves of a lean step ----
+    def _to_reported_and_update_momentum(self, p: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """p: x_t -> w_t, then m_t = beta_t m_{t-1} + (1 - beta_t) grad; returns m_t."""
+        state = self.state[p]
+        if "momentum_buffer" not in state:  # t = 1: x_1 = w_1 and m_1 = g_1
+            state["momentum_buffer"] = grad.detach().clone(memory_format=torch.preserve_format)
+            return state["momentum_buffer"]
+        m, beta = state["momentum_buffer"], state["beta_next"]
+        shift = _extrapolation(beta) * state["step_size"]
+        if shift != 0.0:
+            p.add_(m, alpha=shift)
+        m.lerp_(grad, 1.0 - beta)
+        return m
+
+    def _step_to_next_training_point(self, p: torch.Tensor, step_size: float, beta_next: float) -> None:
+        """w_{t+1} = w_t - a_t m_t, then on to x_{t+1} = w_{t+1} - c_{t+1} a_t m_t (one update of p)."""
+        state = self.state[p]
+        if step_size != 0.0:
+            p.add_(state["momentum_buffer"], alpha=-step_size / (1.0 - beta_next))
+        state["step_size"] = step_size
+        state["beta_next"] = beta_next
+
+
+def _extrapolation(beta: float) -> float:
+    """c = beta / (1 - beta): how far x_t lies beyond w_t, in units of the last step."""
+    return beta / (1.0 - beta)
+
+
+@register_optimizer(
+    "nigt",
+    paper="Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML), Algorithm 1, Theorem 3",
+    description="normalized SGD with implicit gradient transport (memory-lean: model at x_t, swap to w_t)",
+    state_slots=1,
+    needs_eval_swap=True,
+    hyperparameters=list(NIGT_HYPERPARAMETERS),
+)
+class NIGT(LeanNIGT):
+    """NIGT (Algorithm 1): gradients at x_t = w_t + beta/(1-beta)(w_t - w_{t-1}), normalized momentum steps.
+
+    During training the model holds x_t; `eval()` moves it to the reported iterate w_t and `train()`
+    back (evaluate and checkpoint between them). `step()` in eval mode raises RuntimeError.
+    Step factor a_t = lr * r with r = 1/||m_t|| (or ||w_t||/||m_t|| with weight-norm scaling) over the
+    normalization group; groups with layer_adaptation=False use r = 1 (an unnormalized NIGT step).
+    ||m_t|| = 0 gives a zero step; ||w_t|| = 0 falls back to r = 1/||m_t||. Weight decay is L2 added to
+    the gradient at x_t. Tensors without a gradient are skipped (they keep their state).
+    """
+
+    NAME = "nigt"
+    HYPERPARAMETERS = NIGT_HYPERPARAMETERS
+
+    def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",
+                 weight_norm_scaling: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, beta=beta, norm=norm, weight_norm_scaling=weight_norm_scaling,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One NIGT step from x_t to x_{t+1}; returns the closure's loss."""
+        self._check_training()
+        loss = run_closure(closure)
+        pending = GlobalNormalization()
+        for group in self.param_groups:
+            where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
+            beta_next, wd = group["beta"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = dense_grad(p, self.NAME)
+                if wd != 0.0:
+                    grad = grad.add(p, alpha=wd)  # p holds x_t here: decay where the gradient is
+                m = self._to_reported_and_update_momentum(p, grad)
+                if where is None:
+                    self._step_to_next_training_point(p, lr, beta_next)
+                    continue
+                direction_norm = tensor_norm(m)
+                weight_norm = tensor_norm(p) if scaled else 0.0  # p holds w_t here
+                if where == "layer":
+                    ratio = step_ratio(direction_norm, weight_norm, scaled)
+                    self._step_to_next_training_point(p, lr * ratio, beta_next)
+                else:
+                    pending.add((p, lr, beta_next), direction_norm, weight_norm, scaled)
+        for (p, lr, beta_next), ratio in pending.ratios():
+            self._step_to_next_training_point(p, lr * ratio, beta_next)
+        return loss

@@ -1,0 +1,250 @@
+"""Conformance of `nsgd` and `nsgd_momentum` with naive implementations of their formulas."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+
+from nightbench.optimizers import create, get_spec
+
+SHAPES = [(5, 4), (7,), (2, 3, 2), (6,)]  # the last tensor goes into the excluded group
+EXCLUDED_LR_MULTIPLIER = 10.0
+STEPS = 200
+
+
+class NoisyProblem:
+    """Gradients of a random nonlinear objective (quadratic + sine terms) plus seeded noise."""
+
+    def __init__(self, seed: int, noise: float = 0.3):
+        gen = torch.Generator().manual_seed(seed)
+        self.seed, self.noise = seed, noise
+        self.mats, self.offsets = [], []
+        for shape in SHAPES:
+            n = math.prod(shape)
+            q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+            self.mats.append(q @ torch.diag(torch.rand(n, generator=gen, dtype=torch.float64) * 2) @ q.T)
+            self.offsets.append(torch.randn(shape, generator=gen, dtype=torch.float64))
+
+    def initial(self, dtype=torch.float64) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in SHAPES]
+
+    def grads(self, ws: list[torch.Tensor], step: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + step)
+        out = []
+        for w, a, b in zip(ws, self.mats, self.offsets):
+            w64 = w.double()
+            g = (a @ w64.reshape(-1)).reshape(w.shape) + b + 0.5 * torch.sin(3 * w64)
+            out.append((g + self.noise * torch.randn(w.shape, generator=gen, dtype=torch.float64)).to(w.dtype))
+        return out
+
+
+def lr_schedule(step: int) -> float:
+    """Warmup then decay: the learning rate changes every step."""
+    return min(1.0, (step + 1) / 20) * (1.0 - step / (STEPS + 50))
+
+
+def make_groups(params, weight_decay):
+    return [
+        {"params": params[:-1], "weight_decay": weight_decay, "layer_adaptation": True},
+        {"params": params[-1:], "weight_decay": 0.0, "layer_adaptation": False},
+    ]
+
+
+def group_lrs(base_lr: float, step: int) -> list[float]:
+    """Per-tensor lr at a step: the regular group's, and x10 for the excluded tensor."""
+    lr = base_lr * lr_schedule(step)
+    return [lr] * (len(SHAPES) - 1) + [lr * EXCLUDED_LR_MULTIPLIER]
+
+
+def naive_step_factors(directions, weights, norm, weight_norm_scaling):
+    """r_i straight from the definitions: adapted tensors only, 1 for the excluded one."""
+    adapted = range(len(SHAPES) - 1)
+    if norm == "global":
+        d = math.sqrt(sum(float((directions[i] ** 2).sum()) for i in adapted))
+        w = math.sqrt(sum(float((weights[i] ** 2).sum()) for i in adapted))
+        dn, wn = [d] * len(adapted), [w] * len(adapted)
+    else:
+        dn = [float(directions[i].norm()) for i in adapted]
+        wn = [float(weights[i].norm()) for i in adapted]
+    factors = []
+    for d, w in zip(dn, wn):
+        scale = w if (weight_norm_scaling and w > 0) else 1.0
+        factors.append(0.0 if d == 0 else scale / d)
+    return factors + [1.0]
+
+
+def naive_run(problem, beta, base_lr, norm, weight_norm_scaling, weight_decay, steps=STEPS):
+    """nsgd (beta=None) or nsgd_momentum from the formulas, all tensors as a list."""
+    w = problem.initial()
+    m = None
+    for t in range(steps):
+        grads = problem.grads(w, t)
+        grads = [g + (weight_decay if i < len(w) - 1 else 0.0) * wi for i, (g, wi) in enumerate(zip(grads, w))]
+        if beta is None:
+            direction = grads
+        else:
+            m = grads if m is None else [beta * mi + (1 - beta) * g for mi, g in zip(m, grads)]
+            direction = m
+        factors = naive_step_factors(direction, w, norm, weight_norm_scaling)
+        w = [wi - lr * r * d for wi, lr, r, d in zip(w, group_lrs(base_lr, t), factors, direction)]
+    return w
+
+
+def packaged_run(name, problem, base_lr, steps=STEPS, start=0, params=None, optimizer=None, **hp):
+    params = params if params is not None else problem.initial()
+    if optimizer is None:
+        optimizer = create(name, make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, **hp)
+        optimizer.param_groups[1]["lr"] = base_lr * EXCLUDED_LR_MULTIPLIER
+    for t in range(start, steps):
+        for group, multiplier in zip(optimizer.param_groups, (1.0, EXCLUDED_LR_MULTIPLIER)):
+            group["lr"] = base_lr * multiplier * lr_schedule(t)
+        for p, g in zip(params, problem.grads(params, t)):
+            p.grad = g
+        optimizer.step()
+    return params, optimizer
+
+
+def assert_close(actual, expected, rel=1e-10):
+    scale = max(float(e.abs().max()) for e in expected)
+    err = max(float((a - e).abs().max()) for a, e in zip(actual, expected))
+    assert err <= rel * scale, f"max abs difference {err:.3e} exceeds {rel:g} x {scale:.3e}"
+
+
+CONFIGS = [
+    ("layer", False, 0.0),
+    ("layer", True, 0.01),
+    ("global", False, 0.01),
+    ("global", True, 0.0),
+]
+
+
+@pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay", CONFIGS)
+def test_nsgd_matches_naive_formula(norm, weight_norm_scaling, weight_decay):
+    problem = NoisyProblem(seed=3)
+    hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay)
+    got, _ = packaged_run("nsgd", problem, 0.05, **hp)
+    assert_close(got, naive_run(problem, None, 0.05, **hp))
+
+
+@pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay", CONFIGS)
+def test_nsgd_momentum_matches_naive_formula(norm, weight_norm_scaling, weight_decay):
+    problem = NoisyProblem(seed=4)
+    hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay)
+    got, _ = packaged_run("nsgd_momentum", problem, 0.05, beta=0.8, **hp)
+    assert_close(got, naive_run(problem, 0.8, 0.05, **hp))
+
+
+@pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
+def test_resume_from_state_dict_is_bit_identical(name):
+    problem = NoisyProblem(seed=5)
+    hp = dict(norm="global", weight_norm_scaling=True, weight_decay=0.01)
+    straight, _ = packaged_run(name, problem, 0.05, steps=60, **hp)
+    half, optimizer = packaged_run(name, problem, 0.05, steps=30, **hp)
+    buffer = io.BytesIO()
+    torch.save({"params": half, "optimizer": optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+    params = [p.clone() for p in saved["params"]]
+    fresh = create(name, make_groups(params, 0.01), lr=0.05, **hp)
+    fresh.load_state_dict(saved["optimizer"])
+    resumed, _ = packaged_run(name, problem, 0.05, steps=60, start=30, params=params, optimizer=fresh)
+    for a, b in zip(resumed, straight):
+        assert torch.equal(a, b)
+
+
+def test_state_layout_is_one_momentum_slot_or_none():
+    problem = NoisyProblem(seed=6)
+    _, plain = packaged_run("nsgd", problem, 0.05, steps=2)
+    params, momentum = packaged_run("nsgd_momentum", problem, 0.05, steps=2)
+    assert all(not s for s in plain.state.values())
+    for p in params:
+        state = momentum.state[p]
+        assert set(state) == {"momentum_buffer"} and state["momentum_buffer"].shape == p.shape
+    assert get_spec("nsgd").state_slots == 0 and get_spec("nsgd_momentum").state_slots == 1
+
+
+def test_beta_zero_momentum_is_nsgd():
+    problem = NoisyProblem(seed=7)
+    plain, _ = packaged_run("nsgd", problem, 0.05, steps=50)
+    momentum, _ = packaged_run("nsgd_momentum", problem, 0.05, steps=50, beta=0.0)
+    assert_close(momentum, plain, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
+@pytest.mark.parametrize("norm", ["layer", "global"])
+def test_zero_gradient_gives_zero_step(name, norm):
+    params = [torch.randn(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    before = [p.clone() for p in params]
+    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True)
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+    for p, b in zip(params, before):
+        assert torch.equal(p, b)
+
+
+@pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
+@pytest.mark.parametrize("norm", ["layer", "global"])
+def test_zero_weight_norm_falls_back_to_plain_normalization(name, norm):
+    params = [torch.zeros(3, 2, dtype=torch.float64)]
+    grad = torch.randn(3, 2, dtype=torch.float64)
+    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True)
+    params[0].grad = grad.clone()
+    optimizer.step()
+    assert torch.isfinite(params[0]).all()
+    torch.testing.assert_close(params[0], -0.1 * grad / grad.norm(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
+def test_step_runs_the_closure_with_grad_enabled_and_returns_its_loss(name):
+    model = torch.nn.Linear(3, 1)
+    optimizer = create(name, model, lr=0.01)
+    inputs = torch.randn(8, 3)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = model(inputs).pow(2).mean()
+        loss.backward()  # fails if step() ran it under no_grad
+        return loss
+
+    loss = optimizer.step(closure)
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0
+    assert optimizer.step() is None
+
+
+@pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
+def test_add_param_group_validates_and_repr_is_readable(name):
+    optimizer = create(name, [torch.zeros(2, requires_grad=True)], lr=0.01)
+    optimizer.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "lr": 0.5})
+    assert optimizer.param_groups[1]["lr"] == 0.5 and optimizer.param_groups[1]["norm"] == "layer"
+    with pytest.raises(ValueError, match="'lr'"):
+        optimizer.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": -1.0})
+    text = repr(optimizer)
+    assert type(optimizer).__name__ in text and "weight_norm_scaling" in text
+
+
+BAD_INPUT = [
+    ({"lr": -0.1}, "lr"),
+    ({"lr": "fast"}, "lr"),
+    ({"norm": "per-row"}, "norm"),
+    ({"weight_norm_scaling": "maybe"}, "weight_norm_scaling"),
+    ({"weight_decay": -1.0}, "weight_decay"),
+    ({"momentum": 0.9}, "momentum"),
+]
+
+
+@pytest.mark.parametrize("kwargs,named", BAD_INPUT + [({"beta": 1.0}, "beta"), ({"beta": -0.1}, "beta")])
+def test_bad_hyperparameters_name_the_culprit(kwargs, named):
+    with pytest.raises(ValueError, match=f"'{named}'"):
+        create("nsgd_momentum", [torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,named", BAD_INPUT + [({"beta": 0.9}, "beta")])
+def test_nsgd_rejects_bad_input_and_has_no_beta(kwargs, named):
+    with pytest.raises(ValueError, match=f"'{named}'"):
+        create("nsgd", [torch.zeros(2, requires_grad=True)], **kwargs)
