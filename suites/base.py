@@ -136,5 +136,8 @@ class ExperimentSuite(Protocol):
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         ...
 
+    # Optional, for both suite shapes: validate_config(config) raises ValueError naming a bad key
+    # and what it accepts; the engine calls it before any run directory is created.
+
     def run(self, ctx: RunContext) -> dict[str, float]:
         """Run every unit not yet in ctx.done_units(); return the run's final summary metrics."""

@@ -130,6 +130,12 @@ def resolve_config(
         policy = ParamGroupPolicy.from_dict({**default_policy, **user_policy})
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    validate = getattr(suite, "validate_config", None)  # optional: a suite's own checks of its keys
+    if validate is not None:
+        try:
+            validate(suite_config)
+        except ValueError as exc:
+            raise ConfigError(f"suite '{suite.name}': {exc}") from exc
     if suite_config.get("precision") not in ("fp32", "bf16"):
         raise ConfigError(f"invalid precision {suite_config.get('precision')!r}: expected 'fp32' or 'bf16'")
     return ResolvedConfig(suite_config, hyperparameters, policy, dict(overrides))

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from nightbench.optimizers.memory import state_bytes
+from nightbench.optimizers.memory import state_bytes, state_tensor_summary
 
 from .models import ModelUnderTest
 
@@ -102,6 +102,7 @@ def measure_in_process(unit: ModelUnderTest, optimizer: torch.optim.Optimizer, g
         "state_bytes": state,
         "state_bytes_per_param": state / params,
         "param_copies": state / param_bytes,
+        "state_breakdown": state_tensor_summary(optimizer),  # per state key: tensors, bytes, dtypes, scalars
         "train_step_time": train_time,
         "optimizer_step_time": optimizer_time,
         "optimizer_step_time_includes_grad_restore": gradients_per_step == 2,
