@@ -33,6 +33,7 @@ from .config import ConfigError
 from .engine import RunRequest, plan_run
 from .run_dir import FINISHED_STATUSES, atomic_write_json, read_summary, safe_name
 
+RUN_MODULE = "nightbench.suites.cli"  # each run is `python -m RUN_MODULE run ...` in its own process
 TUNING_SEED = 1000  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
 # Suites whose result does not depend on the seed (measurements, not training): one seed is enough.
 SEED_INDEPENDENT_SUITES = {"memory_overhead"}
@@ -49,7 +50,7 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suites", nargs="+", default=None, help="default: all suites")
     p.add_argument("--optimizers", nargs="+", default=None, help="default: every registered optimizer (plugins too)")
     p.add_argument("--preset", default=DEFAULT_PRESET, help="paper, small (default) or ci")
-    p.add_argument("--seeds", type=int, default=2, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
     p.add_argument("--tune", action="store_true", help="the paper's protocol: lr grid, pick the best, rerun with seeds")
     p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
@@ -75,7 +76,7 @@ def _planned(request: RunRequest) -> PlannedRun:
 
 
 def _command(request: RunRequest) -> list[str]:
-    cmd = [sys.executable, "-m", "nightbench.suites.cli", "run", "--quiet", "--suite", request.suite,
+    cmd = [sys.executable, "-m", RUN_MODULE, "run", "--quiet", "--suite", request.suite,
            "--optimizer", request.optimizer, "--preset", request.preset, "--seed", str(request.seed),
            "--results", request.results_root, "--protocol", request.protocol]
     for key, value in request.overrides.items():
@@ -179,6 +180,8 @@ def run_tuning(args, suites: list[str], optimizers: list[str], overrides: dict) 
 def run_leaderboard_from_args(args: argparse.Namespace) -> int:
     from .config import parse_set_arguments
 
+    if args.seeds is None:
+        args.seeds = 3 if args.tune else 2  # the tuning protocol reports 3 seeds by default
     if args.jobs < 1 or args.seeds < 1:
         raise ConfigError(f"--jobs and --seeds must be >= 1 (got jobs={args.jobs}, seeds={args.seeds})")
     for path in args.optimizer_file or []:
@@ -192,8 +195,6 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
     overrides = parse_set_arguments(args.set)
     started = time.monotonic()
     if args.tune:
-        if "--seeds" not in sys.argv and args.seeds == 2:
-            args.seeds = 3  # the tuning protocol reports 3 seeds by default
         counts = run_tuning(args, suites, optimizers, overrides)
     else:
         counts = execute_all(plan_default(args, suites, optimizers, overrides), args.jobs, Path(args.results), "board")

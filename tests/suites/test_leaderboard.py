@@ -1,0 +1,84 @@
+"""The leaderboard on the toy suite: planning, skipping finished runs, failures, the tuning protocol."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from nightbench.optimizers import registry as optimizer_registry
+from nightbench.suites import leaderboard
+from nightbench.suites.cli import main
+from nightbench.suites.run_dir import read_summary
+
+
+@pytest.fixture
+def toy_board(toy_suite, monkeypatch):
+    """Runs of the leaderboard execute the toy-aware CLI in their own processes."""
+    monkeypatch.setattr(leaderboard, "RUN_MODULE", "tests.suites.toy_cli")
+
+
+def summaries(root):
+    out = {}
+    for path in root.glob("toy/ci/*/*/summary.json"):
+        config = json.loads((path.parent / "config.json").read_text())
+        out[path.parent] = (config, json.loads(path.read_text()))
+    return out
+
+
+def board(tmp_path, *extra):
+    return main(["leaderboard", "--suites", "toy", "--preset", "ci", "--results", str(tmp_path), "--no-report",
+                 "--jobs", "2", *extra])
+
+
+def test_board_runs_every_optimizer_and_seed_then_skips_them(toy_board, tmp_path, capsys):
+    assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "2") == 0
+    runs = summaries(tmp_path)
+    assert sorted((c["optimizer"], c["seed"]) for c, _ in runs.values()) == [("adam", 0), ("adam", 1), ("sgd", 0), ("sgd", 1)]
+    assert all(s["status"] == "completed" and c["protocol"] == "default" for c, s in runs.values())
+    capsys.readouterr()
+    assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "2") == 0
+    assert "0 to run, 4 already finished" in capsys.readouterr().out
+
+
+def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path):
+    assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "1", "--set", "fail_at_step=2") == 1
+    runs = summaries(tmp_path)
+    assert len(runs) == 2 and all(s["status"] == "failed" for _, s in runs.values())
+
+
+def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, monkeypatch):
+    spec = optimizer_registry.get_spec("sgd")
+    monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": (1e-3, 0.05, 10.0)}))
+    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--seeds", "2") == 0
+    runs = summaries(tmp_path)
+    tuning = {c["hyperparameters"]["lr"]: s for c, s in runs.values() if c["protocol"] == "tuning"}
+    finals = [(c, s) for c, s in runs.values() if c["protocol"] == "final"]
+    assert sorted(tuning) == [1e-3, 0.05, 10.0]
+    assert tuning[10.0]["status"] == "diverged"
+    scores = {lr: s["final_metrics"]["neg_mse"] for lr, s in tuning.items() if s["status"] == "completed"}
+    best = max(scores, key=scores.get)
+    assert sorted(c["seed"] for c, _ in finals) == [0, 1]
+    assert all(c["hyperparameters"]["lr"] == best and c["seed"] != leaderboard.TUNING_SEED for c, _ in finals)
+
+
+def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(textwrap.dedent('''
+        import torch
+        from nightbench.optimizers import register_optimizer
+
+        @register_optimizer("board_test_plain_sgd")
+        class PlainSGD(torch.optim.SGD):
+            def __init__(self, params, lr=0.05):
+                super().__init__(params, lr=lr)
+    '''))
+    try:
+        assert board(tmp_path / "results", "--optimizers", "board_test_plain_sgd", "--seeds", "1",
+                     "--optimizer-file", str(plugin)) == 0
+    finally:
+        optimizer_registry._REGISTRY.pop("board_test_plain_sgd", None)
+    (config, summary), = summaries(tmp_path / "results").values()
+    assert config["optimizer"] == "board_test_plain_sgd" and summary["status"] == "completed"
+    assert config["optimizer_spec"]["source"].startswith("file ")
