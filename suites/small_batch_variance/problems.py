@@ -50,33 +50,35 @@ def flat_norm(tensors: list[torch.Tensor]) -> float:
 class SkewedNoise1D:
     """The paper's Section 2 example: gradient noise p w.p. 1-p and p-1 w.p. p (mean 0, variance p(1-p)).
 
-    On the flat F (curvature 0) the true gradient is 0 everywhere, so the measured quantity is the
-    DRIFT |w_t - w_0| / (lr * t): the average step in units of the learning rate. It is 1 - 2p
-    for normalized SGD at batch 1 (the paper's E[g/|g|] = 1 - 2p) and tends to 0 for a method
-    that, correctly, does not move on average. On F(w) = w^2/2 it is the true gradient norm |w|.
+    F(w) = curvature/2 (w - center)^2. On the flat F (curvature 0) the true gradient is 0
+    everywhere, so the measured quantity is the DRIFT |w_t - w_0| / (lr * t): the average step in
+    units of the learning rate. It is 1 - 2p for normalized SGD at batch 1 (the paper's
+    E[g/|g|] = 1 - 2p) and tends to 0 for a method that, correctly, does not move on average.
+    On the quadratic it is the true gradient norm |w - center|. The minimum sits away from the
+    origin so that methods whose steps scale with ||w|| (LARS, LAMB) get no free ride.
     A batch of n draws averages n noises: exactly p - k/n with k ~ Binomial(n, p).
     """
 
     family = "skewed"
 
-    def __init__(self, p: float, curvature: float, w0: float):
-        self.p, self.curvature, self.w0 = p, curvature, w0
+    def __init__(self, p: float, curvature: float, center: float, start: float):
+        self.p, self.curvature, self.center, self.start = p, curvature, center, start
         self.name = "skewed_flat" if curvature == 0 else "skewed_quadratic"
         self.measure_name = "drift_per_lr_step" if curvature == 0 else "grad_norm"
 
     def initial_params(self) -> list[torch.Tensor]:
-        return [_leaf(torch.tensor([self.w0]))]
+        return [_leaf(torch.tensor([self.start]))]
 
     def true_gradient(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.curvature * params[0].detach()]
+        return [self.curvature * (params[0].detach() - self.center)]
 
     def sample_gradient(self, params, n, rng):
-        # Binomial via n uniforms would cost O(n); torch.binomial takes a generator and is exact.
+        # torch.binomial takes a generator and is exact; n uniforms would cost O(n).
         k = torch.binomial(torch.tensor([float(n)], dtype=DTYPE), torch.tensor([self.p], dtype=DTYPE), generator=rng)
         noise = self.p - k / n
         w = params[0].detach()
-        loss = float(0.5 * self.curvature * w.pow(2).sum() + (noise * w).sum())
-        return [self.curvature * w + noise], loss
+        loss = float((0.5 * self.curvature * (w - self.center).pow(2) + noise * w).sum())
+        return [self.true_gradient(params)[0] + noise], loss
 
     def measure(self, params, initial, lr, step):
         if self.curvature == 0:
@@ -167,7 +169,7 @@ class DigitsMLP:
             leaves = [p.detach().requires_grad_(True) for p in params]
             loss = self._loss(leaves, x, y)
             grads = torch.autograd.grad(loss, leaves)
-        return [g.detach() for g in grads], float(loss)
+        return [g.detach() for g in grads], float(loss.detach())
 
     def true_gradient(self, params):
         return self._gradient(params, self.x, self.y)[0]
@@ -183,9 +185,10 @@ class DigitsMLP:
 def build_problem(name: str, config: dict) -> Problem:
     """The problem instance `name` as the (validated) config describes it."""
     if name == "skewed_flat":
-        return SkewedNoise1D(config["skew_p"], 0.0, 0.0)
+        return SkewedNoise1D(config["skew_p"], 0.0, config["skewed_center"], config["skewed_center"])
     if name == "skewed_quadratic":
-        return SkewedNoise1D(config["skew_p"], 1.0, config["skewed_w0"])
+        return SkewedNoise1D(config["skew_p"], 1.0, config["skewed_center"],
+                             config["skewed_center"] + config["skewed_distance"])
     if name == "nonconvex":
         return RotatedNonconvex(config["nonconvex_dim"], config["nonconvex_sigma"],
                                 config["nonconvex_curvature"], config["problem_seed"])

@@ -1,0 +1,107 @@
+"""The findings ALGORITHMS.md predicts, as checks on unit records, and the run's summary metrics.
+
+`stalls_at_skew_floor` and `keeps_shrinking` look at the floors of one (problem, batch size)
+across learning rates on the skewed quadratic. Without momentum the floor sits near p whatever the
+lr (the iterate parks where the noise's sign flips, at w = -p); with momentum it lies well below p
+and falls as the lr falls. The tests run them on real runs and on a broken optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import measure
+
+
+@dataclass(frozen=True)
+class Finding:
+    holds: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.holds
+
+
+def unit_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("kind") == "sbv_unit"]
+
+
+def floors_by_lr(records: Iterable[dict[str, Any]], problem: str, batch_size: int) -> dict[float, float]:
+    """{lr: floor averaged over replicates} for one problem and batch size (diverged units: inf)."""
+    grouped: dict[float, list[float]] = {}
+    for r in unit_records(records):
+        if r["problem"] == problem and r["batch_size"] == batch_size:
+            floor = r["floor"] if r.get("status") == "ok" and r["floor"] is not None else float("inf")
+            grouped.setdefault(float(r["lr"]), []).append(float(floor))
+    return {lr: float(np.mean(v)) for lr, v in sorted(grouped.items())}
+
+
+def stalls_at_skew_floor(floors: dict[float, float], p: float, tolerance: float = 0.25,
+                         min_ratio: float = 0.5) -> Finding:
+    """Every floor within `tolerance` x p of p, and the smallest lr's floor >= min_ratio x the largest's."""
+    if len(floors) < 2:
+        return Finding(False, f"need floors at >= 2 learning rates, got {floors}")
+    off = {lr: f for lr, f in floors.items() if abs(f - p) > tolerance * p}
+    if off:
+        return Finding(False, f"floors {off} are not within {tolerance:.0%} of p={p}")
+    small, large = floors[min(floors)], floors[max(floors)]
+    if small < min_ratio * large:
+        return Finding(False, f"floor shrank from {large:.4g} to {small:.4g} as the lr shrank")
+    return Finding(True, f"floors {floors} stay near p={p} at every lr")
+
+
+def keeps_shrinking(floors: dict[float, float], p: float, below: float = 0.5, max_ratio: float = 0.8) -> Finding:
+    """The smallest lr's floor < below x p, and < max_ratio x the largest lr's floor."""
+    if len(floors) < 2:
+        return Finding(False, f"need floors at >= 2 learning rates, got {floors}")
+    small, large = floors[min(floors)], floors[max(floors)]
+    if not small < below * p:
+        return Finding(False, f"floor {small:.4g} at the smallest lr is not below {below} x p = {below * p:.4g}")
+    if not small < max_ratio * large:
+        return Finding(False, f"floor did not shrink with the lr: {large:.4g} -> {small:.4g} (need < {max_ratio}x)")
+    return Finding(True, f"floor falls {large:.4g} -> {small:.4g} as the lr falls, below p={p}")
+
+
+def summarize(records: Iterable[dict[str, Any]], config: dict[str, Any]) -> dict[str, float]:
+    """Flat summary metrics: per problem, the best-lr floor at the smallest and the largest batch size,
+    on the skewed quadratic at the smallest batch the floor / p and the smallest-lr / largest-lr floor
+    ratio, and per problem and batch size the exponent in T of the best-lr envelope of the curves."""
+    records = unit_records(records)
+    out: dict[str, float] = {
+        "units": float(len(records)),
+        "diverged_units": float(sum(r.get("status") != "ok" for r in records)),
+    }
+    sizes = config["batch_sizes"]
+    for problem in config["problems"]:
+        for b in sorted({sizes[0], sizes[-1]}):
+            floors = floors_by_lr(records, problem, b)
+            if floors:
+                out[f"floor_{problem}_b{b}"] = min(floors.values())
+        for b in sizes:
+            slope = envelope_slope(records, problem, b, config["slope_from_fraction"])
+            if slope is not None:
+                out[f"envelope_slope_{problem}_b{b}"] = slope
+    floors = floors_by_lr(records, "skewed_quadratic", sizes[0])
+    if len(floors) >= 2 and np.isfinite(list(floors.values())).all():
+        out[f"floor_over_p_skewed_quadratic_b{sizes[0]}"] = min(floors.values()) / config["skew_p"]
+        out[f"lr_floor_ratio_skewed_quadratic_b{sizes[0]}"] = floors[min(floors)] / floors[max(floors)]
+    return {k: float(v) for k, v in out.items() if np.isfinite(v)}
+
+
+def envelope_slope(records: list[dict[str, Any]], problem: str, batch_size: int,
+                   from_fraction: float) -> float | None:
+    """Exponent in T of the lower envelope over lrs of the replicate-mean curves: the best lr at each horizon."""
+    by_lr: dict[float, list] = {}
+    steps = None
+    for r in records:
+        if r["problem"] == problem and r["batch_size"] == batch_size and r.get("status") == "ok":
+            by_lr.setdefault(float(r["lr"]), []).append(r["curve"])
+            steps = r["steps"]
+    if not by_lr or steps is None:
+        return None
+    envelope = measure.lower_envelope([measure.mean_curve(c) for c in by_lr.values()])
+    slope, _ci = measure.fit_exponent(envelope, from_step=from_fraction * steps)
+    return slope
