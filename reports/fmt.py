@@ -43,12 +43,16 @@ def nbytes(x: Any) -> str:
         return MISSING
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if abs(x) >= size:
-            return f"{x / size:.3g} {unit}"
+            value = x / size
+            return f"{value:.0f} {unit}" if abs(value) >= 100 else f"{value:.3g} {unit}"
     return f"{x:.0f} B"
 
 
 def ratio(x: Any) -> str:
-    return MISSING if _bad(x) else f"{x:.2f}×"
+    """'1.20×', '0.0031×': three significant digits, never rounded to a misleading 0.00×."""
+    if _bad(x):
+        return MISSING
+    return f"{x:.2f}×" if 0.1 <= abs(x) < 100 else f"{x:.3g}×"
 
 
 def mean_ci(mean: float, low: float, high: float, n: int, digits: int = 4) -> str:

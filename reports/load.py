@@ -28,7 +28,7 @@ RUN_COLUMNS = IDENTITY + [
     "status", "problems", "run_dir", "error", "diverged_step", "target_metric", "higher_is_better",
     "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_source",
     "steps", "wall_time", "step_time_median", "data_wait_fraction", "hyperparameters", "lr", "paper",
-    "state_slots", "environment", "world_size", "created", "finished",
+    "state_slots", "environment", "world_size", "suite_description", "created", "finished",
 ]
 EXPERIMENT_KINDS = ("sbv_unit", "memory")
 
@@ -52,8 +52,8 @@ class Results:
 def find_run_dirs(results_dir: Path) -> list[Path]:
     """Every directory holding a run file, plus empty directories at the run depth.
 
-    Folders whose names start with '_' or '.' (the engine's `_cache`, hidden folders) are skipped:
-    caches may hold unrelated `config.json` files.
+    Top-level folders whose names start with '_' (the engine's `_cache`) and hidden folders are
+    skipped: caches may hold unrelated `config.json` files.
     """
     found: list[Path] = []
     for current, dirnames, filenames in os.walk(results_dir):
@@ -63,7 +63,8 @@ def find_run_dirs(results_dir: Path) -> list[Path]:
             found.append(here)
             dirnames[:] = []  # a run directory has no runs inside it
             continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+        hidden = ("_", ".") if depth == 0 else (".",)  # sanitized names may start with '_' deeper down
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(hidden))
     return sorted(found)
 
 
@@ -112,11 +113,20 @@ def _read_metrics(path: Path) -> tuple[list[dict], list[str]]:
     return records, [f"metrics.jsonl: {len(bad_lines)} unreadable line(s) skipped (line {shown}; truncated write?)"]
 
 
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # how the engine writes them (strict JSON)
+
+
 def _number(value: Any) -> float:
-    """A float, or NaN for anything that is not a finite-or-infinite number."""
+    """A float (the engine's "nan"/"inf"/"-inf" strings included), or NaN for anything else."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value.strip().lower(), math.nan)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _identity_from_path(run_dir: Path, results_dir: Path) -> dict[str, Any]:
@@ -142,10 +152,11 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
             ident[key] = str(config[key])
     rel = run_dir.relative_to(results_dir).as_posix()
 
-    if config_error:
+    if config_error and not any((run_dir / name).exists() for name in RUN_FILES):
+        status = "incomplete"
+        problems.insert(0, "empty run directory (no config.json yet: starting, or abandoned before writing)")
+    elif config_error:
         status = "damaged"
-        if not any((run_dir / name).exists() for name in RUN_FILES):
-            config_error = "empty run directory (no config.json, metrics.jsonl or summary.json)"
         problems.insert(0, config_error)
     elif summary_error and (run_dir / "summary.json").exists():
         status = "damaged"
@@ -207,6 +218,7 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "state_slots": _number(spec.get("state_slots")),
         "environment": environment,
         "world_size": _number(config.get("world_size")),
+        "suite_description": _text(config.get("suite_description")),
         "created": config.get("created"),
         "finished": summary.get("finished"),
     }

@@ -79,15 +79,17 @@ def floor_summary(sbv: pd.DataFrame) -> pd.DataFrame:
     point is that NSGD's floor at batch 1 does not go away whatever the lr.
     """
     columns = ["problem", "optimizer", "batch_size", "best_lr", "n", "floor_mean", "ci_low", "ci_high",
-               "floor_median_all_lrs", "lrs_tried", "slope_median"]
+               "floor_min", "floor_max", "floor_median_all_lrs", "lrs_tried", "slope_median", "measure",
+               "diverged_units"]
     needed = {"problem", "optimizer", "batch_size", "lr", "floor"}
     if sbv.empty or not needed <= set(sbv.columns):
         return pd.DataFrame(columns=columns)
     data = sbv.copy()
     for col in ("batch_size", "lr", "floor"):
         data[col] = pd.to_numeric(data[col], errors="coerce")
-    if "slope" not in data.columns:
-        data["slope"] = np.nan
+    for col in ("slope", "measure", "status"):
+        if col not in data.columns:
+            data[col] = np.nan
     data["slope"] = pd.to_numeric(data["slope"], errors="coerce")
     data = data.dropna(subset=["batch_size", "lr"])
     rows = []
@@ -101,8 +103,11 @@ def floor_summary(sbv: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "problem": problem, "optimizer": optimizer, "batch_size": int(batch), "best_lr": best_lr,
             "n": interval.n, "floor_mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
+            "floor_min": float(at_best["floor"].min()), "floor_max": float(at_best["floor"].max()),
             "floor_median_all_lrs": float(group["floor"].median()), "lrs_tried": int(group["lr"].nunique()),
             "slope_median": float(at_best["slope"].median()) if at_best["slope"].notna().any() else math.nan,
+            "measure": next((str(m) for m in group["measure"] if isinstance(m, str)), "grad_norm"),
+            "diverged_units": int((group["status"] == "diverged").sum()),
         })
     return pd.DataFrame(rows, columns=columns)
 
@@ -121,26 +126,36 @@ def floor_samples(sbv: pd.DataFrame, problem: str, optimizer: str, batch_size: i
 
 
 def memory_summary(memory: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, device, optimizer): state bytes per parameter, peak step memory, step time, and
-    the step time as a multiple of SGD's on the same model and device."""
-    columns = ["model", "device", "optimizer", "params", "state_bytes", "state_bytes_per_param",
-               "param_copies", "peak_step_bytes", "step_time", "step_time_ratio_to_sgd"]
-    if memory.empty or not {"model", "optimizer"} <= set(memory.columns):
+    """Per (model family, device, optimizer): state bytes per parameter, peak step memory, step times,
+    and the optimizer step time as a multiple of SGD's on the same family and device.
+
+    The family is the record's 'family' (the memory suite's short key) or else its 'model'; the
+    optimizer step time is 'optimizer_step_time' or else the generic 'step_time'."""
+    columns = ["family", "device", "optimizer", "model", "params", "state_bytes", "state_bytes_per_param",
+               "param_copies", "peak_step_bytes", "peak_step_increment_bytes", "train_step_time",
+               "optimizer_step_time", "step_time_ratio_to_sgd"]
+    if memory.empty or not {"optimizer"} <= set(memory.columns) or not {"family", "model"} & set(memory.columns):
         return pd.DataFrame(columns=columns)
     data = memory.copy()
-    if "device" not in data.columns:
-        data["device"] = ""
+    for col in ("family", "model", "device"):
+        if col not in data.columns:
+            data[col] = None
+    data["family"] = data["family"].fillna(data["model"]).astype(str)
     data["device"] = data["device"].fillna("").astype(str)
-    for col in columns[3:-1]:
+    for col in columns[4:-1] + ["step_time"]:
         data[col] = pd.to_numeric(data[col], errors="coerce") if col in data.columns else np.nan
-    summary = (data.groupby(["model", "device", "optimizer"], sort=True)
-               .agg(params=("params", "max"), state_bytes=("state_bytes", "mean"),
+    data["optimizer_step_time"] = data["optimizer_step_time"].fillna(data["step_time"])
+    data["train_step_time"] = data["train_step_time"].fillna(data["step_time"])
+    summary = (data.groupby(["family", "device", "optimizer"], sort=True)
+               .agg(model=("model", "first"), params=("params", "max"), state_bytes=("state_bytes", "mean"),
                     state_bytes_per_param=("state_bytes_per_param", "mean"),
                     param_copies=("param_copies", "mean"), peak_step_bytes=("peak_step_bytes", "mean"),
-                    step_time=("step_time", "median"))
+                    peak_step_increment_bytes=("peak_step_increment_bytes", "mean"),
+                    train_step_time=("train_step_time", "median"),
+                    optimizer_step_time=("optimizer_step_time", "median"))
                .reset_index())
-    sgd = summary[summary["optimizer"] == "sgd"].set_index(["model", "device"])["step_time"]
+    sgd = summary[summary["optimizer"] == "sgd"].set_index(["family", "device"])["optimizer_step_time"]
     summary["step_time_ratio_to_sgd"] = [
-        row.step_time / sgd.get((row.model, row.device), math.nan) for row in summary.itertuples()
+        row.optimizer_step_time / sgd.get((row.family, row.device), math.nan) for row in summary.itertuples()
     ]
     return summary[columns]

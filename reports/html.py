@@ -1,0 +1,286 @@
+"""Assemble the report page: loaded results -> tables, figures, claims -> one self-contained HTML file.
+
+Every string from the results reaches the page through jinja2 with autoescaping on (the template
+never marks data `|safe`); figures are PNGs (text inside them cannot run) embedded as data URIs;
+CSV downloads are base64 data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import logging
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from . import figures, tables
+from .claims import REFUTES, SUPPORTS, Claim, paper_claims
+from .load import Results, load_results
+from .palette import is_paper_optimizer, optimizer_colors
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+# The project's suites, shown in this order (each with a section even when it has no runs);
+# names are written here rather than imported because reports read files, not suite code.
+KNOWN_SUITES = {
+    "bert_mlm": ("BERT masked-language-model pre-training",
+                 "The paper's Section 5 BERT experiment: NIGT against Adam on MLM accuracy."),
+    "resnet50_imagenet": ("ResNet-50 image classification",
+                          "The paper's Section 5 ImageNet experiment: NIGT against SGD-momentum on top-1."),
+    "small_batch_variance": ("Small-batch variance",
+                             "Normalized SGD with and without momentum at small batch sizes (Sections 2-4)."),
+    "memory_overhead": ("Memory and step time",
+                        "Optimizer state per parameter and the cost of one optimizer step."),
+}
+ENVIRONMENT_KEYS = ("nightbench", "git_commit", "python", "torch", "transformers", "timm", "deepspeed",
+                    "platform", "hostname", "cpu", "cpu_count", "gpu", "device")
+LONG_TEXT_COLUMNS = {"Hyperparameters", "Reason"}
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class TableView:
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]]  # {"cells": [str], "paper": bool}
+    classes: list[str]  # per column: "num" (right-aligned), "opt" (the optimizer), "hp" (long settings)
+    notes: list[str]
+    csv_uri: str
+    csv_name: str
+
+
+@dataclass
+class FigureView:
+    key: str
+    title: str
+    uri: str
+    caption: str
+
+
+@dataclass
+class SuiteSection:
+    key: str
+    name: str
+    title: str
+    description: str
+    status_line: str
+    has_runs: bool
+    items: list[tuple[str, Any]] = field(default_factory=list)  # ("table", TableView) | ("figure", FigureView)
+    notes: list[str] = field(default_factory=list)
+
+
+def _csv_cell(value: Any) -> Any:
+    """A spreadsheet-safe CSV cell: text that a spreadsheet would run as a formula gets a quote."""
+    if isinstance(value, (dict, list, tuple)):
+        value = str(value)
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_PREFIXES):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def csv_data_uri(frame: pd.DataFrame) -> str:
+    """The frame as a base64 CSV data URI (a download link that needs no script or server)."""
+    safe = frame.apply(lambda column: column.map(_csv_cell)) if len(frame) else frame
+    data = safe.to_csv(index=False).encode("utf-8")
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(data).decode("ascii")
+
+
+def table_view(table: tables.Table) -> TableView:
+    columns = [str(c) for c in table.display.columns]
+    highlight = table.highlight or [False] * len(table.display)
+    rows = [{"cells": ["" if v is None else str(v) for v in values], "paper": bool(flag)}
+            for values, flag in zip(table.display.itertuples(index=False, name=None), highlight)]
+    classes = ["num" if c in table.numeric else "opt" if c == "Optimizer" else "hp" if c in LONG_TEXT_COLUMNS
+               else "" for c in columns]
+    return TableView(table.key, table.title, columns, rows, classes, table.notes, csv_data_uri(table.raw),
+                     f"{tables.slug(table.key)}.csv")
+
+
+def figure_view(key: str, title: str, fig: Any, caption: str) -> FigureView | None:
+    if fig is None:
+        return None
+    return FigureView(key, title, figures.to_data_uri(fig), caption)
+
+
+def _status_line(runs: pd.DataFrame) -> str:
+    counts = Counter(runs["status"])
+    order = ["completed", "diverged", "failed", "incomplete", "damaged"]
+    parts = [f"{counts[s]} {s}" for s in order if counts[s]]
+    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
+    protocols = Counter(runs["protocol"])
+    return (f"{len(runs)} run(s) of {runs['optimizer'].nunique()} optimizer(s): " + ", ".join(parts)
+            + " · protocols: " + ", ".join(f"{p} {n}" for p, n in sorted(protocols.items())))
+
+
+CURVES_CAPTION = ("Mean over seeds of the reported runs (completed or diverged); the band is ±1 standard "
+                  "deviation across seeds. Long runs are averaged into step bins. A dashed line marks the target.")
+SWEEP_CAPTION = ("Final metric of the tuning runs against the learning rate (mean ± s.d. over tuning seeds); "
+                 "× marks a learning rate at which a run diverged or failed.")
+FLOOR_CAPTION = ("Floor at each optimizer's best learning rate (mean over unit seeds; bars span the lowest to the "
+                 "highest seed); log-log.")
+MEMORY_CAPTION = "Bytes of optimizer state per model parameter; dotted lines mark one and two fp32 slots."
+
+
+def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataFrame, results: Results,
+                  colors: dict[str, str], suffix: str) -> None:
+    """The per-preset tables and figures of a suite, in reading order (figures never mix presets)."""
+    own = {name: frame[frame["run_id"].isin(set(runs["run_id"]))] if len(frame) else frame
+           for name, frame in (("curves", results.curves), ("sbv", results.sbv), ("memory", results.memory))}
+    slug = tables.slug(f"{suite}-{preset}")
+    label = f" (preset {preset})" if suffix else ""
+    has_target_metric = runs["target_metric"].notna().any()
+    parts: list[tuple[str, Any]] = [
+        ("figure", figure_view(f"curves-{slug}", "Learning curves" + label,
+                               figures.learning_curves(own["curves"], runs, suite, colors), CURVES_CAPTION)),
+    ]
+    if has_target_metric:
+        sweep = figure_view(f"lr-{slug}", "Learning-rate sensitivity" + label,
+                            figures.lr_sensitivity(runs, suite, colors), SWEEP_CAPTION)
+        parts.append(("figure", sweep))
+        if sweep is None:
+            section.notes.append(f"No learning-rate sweep ran for this suite{label} (the leaderboard's --tune adds "
+                                 "one), so there is no sensitivity figure.")
+    parts += [
+        ("table", tables.floor_table(own["sbv"], runs)),
+        ("figure", figure_view(f"floors-{slug}", "Gradient-norm floor against batch size" + label,
+                               figures.floor_vs_batch(own["sbv"], runs, colors), FLOOR_CAPTION)),
+        ("table", tables.memory_table(own["memory"], runs)),
+        ("table", tables.step_time_ratio_table(own["memory"], runs)),
+        ("figure", figure_view(f"memory-{slug}", "Optimizer state per parameter" + label,
+                               figures.memory_bars(own["memory"], runs, colors), MEMORY_CAPTION)),
+    ]
+    for kind, item in parts:
+        if item is None:
+            continue
+        if kind == "table":
+            if suffix:
+                item.key, item.title = f"{item.key}-{tables.slug(preset)}", item.title + label
+            item = table_view(item)
+        section.items.append((kind, item))
+
+
+def suite_section(suite: str, results: Results, colors: dict[str, str]) -> SuiteSection:
+    """Tables and figures for one suite; the record kinds present decide which ones apply."""
+    runs = results.runs[results.runs["suite"] == suite] if len(results.runs) else results.runs
+    recorded = next((d for d in runs["suite_description"] if isinstance(d, str)), None) if len(runs) else None
+    title, description = KNOWN_SUITES.get(suite, (suite, recorded or "A suite found in the results."))
+    key = "suite-" + tables.slug(suite)
+    if runs.empty:
+        return SuiteSection(key, suite, title, description, "no runs", False,
+                            notes=["No runs of this suite in these results."])
+    section = SuiteSection(key, suite, title, description, _status_line(runs), True)
+    if runs["target_metric"].notna().any():  # leaderboard and tuning tables carry a preset column
+        for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite)):
+            if table is not None:
+                section.items.append(("table", table_view(table)))
+    presets = sorted(runs["preset"].dropna().astype(str).unique())
+    for preset in presets:
+        _preset_parts(section, suite, preset, runs[runs["preset"] == preset], results, colors,
+                      suffix=preset if len(presets) > 1 else "")
+    if not section.items:
+        section.notes.append("These runs recorded nothing this report knows how to tabulate.")
+    return section
+
+
+def environment_rows(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """Each environment field with its value, or every distinct value with its run count."""
+    values: dict[str, Counter] = {}
+    for env in runs["environment"] if len(runs) else []:
+        if isinstance(env, dict):
+            for k, v in env.items():
+                values.setdefault(str(k), Counter())[str(v)] += 1
+    keys = [k for k in ENVIRONMENT_KEYS if k in values] + sorted(k for k in values if k not in ENVIRONMENT_KEYS)
+    rows = []
+    for k in keys:
+        counted = values[k].most_common()
+        rows.append((k, counted[0][0] if len(counted) == 1 else
+                     "; ".join(f"{v} ({n} runs)" for v, n in counted)))
+    return rows
+
+
+def claim_view(claim: Claim) -> dict[str, str]:
+    css = {SUPPORTS: "supports", REFUTES: "refutes"}.get(claim.verdict, "unknown")
+    return {"title": claim.title, "paper": claim.paper, "measured": claim.measured, "verdict": claim.verdict,
+            "reason": claim.reason, "scale": claim.scale, "css": css}
+
+
+def _when(stamp: str) -> str:
+    """'2025-01-01 04:13 UTC' from an ISO timestamp; anything unparsable is shown as written."""
+    try:
+        moment = _dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def build_context(results: Results) -> dict[str, Any]:
+    """Everything the template shows, as plain strings, lists and small dataclasses."""
+    runs = results.runs
+    colors = optimizer_colors(results.optimizers)
+    present = [s for s in runs["suite"].dropna().astype(str).unique()] if len(runs) else []
+    suites = list(KNOWN_SUITES) + sorted(set(present) - set(KNOWN_SUITES))
+    sections = [suite_section(s, results, colors) for s in suites]
+    profile = figure_view("profile", "Performance profile", figures.performance_profile(runs, colors),
+                          "For each optimizer, the fraction of suites on which its median time (or steps) to "
+                          "the target is within a factor τ of the best optimizer's; never reaching the target "
+                          "counts as infinitely slow.")
+    runs_table = tables.runs_table(runs)
+    problems = tables.problems_table(results.problems, runs)
+    presets = sorted(runs["preset"].dropna().astype(str).unique()) if len(runs) else []
+    created = sorted(str(c) for c in runs["created"].dropna()) if len(runs) else []
+    return {
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "results_dir": str(results.results_dir),
+        "presets": presets,
+        "n_runs": len(runs),
+        "first_created": _when(created[0]) if created else None,
+        "last_created": _when(created[-1]) if created else None,
+        "optimizers": [{"name": o, "color": colors[o], "paper": is_paper_optimizer(o)} for o in results.optimizers],
+        "claims": [claim_view(c) for c in paper_claims(runs, results.sbv, results.memory)],
+        "sections": sections,
+        "profile": profile,
+        "runs_table": table_view(runs_table) if runs_table else None,
+        "problems_table": table_view(problems) if problems else None,
+        "environment": environment_rows(runs),
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    """The page's HTML from a context built by `build_context`."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html").render(**context)
+
+
+def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike) -> Path:
+    """Load the runs under `results_dir` and write the HTML report to `output_path` (returned)."""
+    results = load_results(results_dir)
+    page = render(build_context(results))
+    output = Path(output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # write-then-rename: an interrupted build never leaves a half-written report behind
+    handle, tmp_name = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=output.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+            tmp.write(page)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a report is meant to be shared
+        os.replace(tmp_name, output)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    log.info("wrote report %s (%d runs)", output, len(results.runs))
+    return output

@@ -1,0 +1,100 @@
+"""The paper's claims against synthetic runs: supports, does not support, cannot tell."""
+
+from __future__ import annotations
+
+import pytest
+
+from nightbench.reports import load_results, paper_claims
+from nightbench.reports.claims import REFUTES, SUPPORTS, UNKNOWN
+
+
+@pytest.fixture(scope="module")
+def claims(synthetic_results):
+    r = synthetic_results
+    return {c.key: c for c in paper_claims(r.runs, r.sbv, r.memory)}
+
+
+def test_every_claim_is_stated_at_this_runs_scale(claims, synthetic):
+    assert set(claims) == {"bert", "resnet", "memory", "momentum_rescue"}
+    for claim in claims.values():
+        assert claim.scale == f"at this run's scale (preset {synthetic.preset})"
+        assert claim.verdict in (SUPPORTS, REFUTES, UNKNOWN)
+
+
+def test_bert_claim_supported_when_intervals_separate(claims):
+    # nigt's final runs (0.401, 0.404, 0.399) against adam's defaults (0.350, 0.352, 0.349)
+    assert claims["bert"].verdict == SUPPORTS
+    assert "70.91" in claims["bert"].paper
+    assert "0.4013" in claims["bert"].measured and "0.3503" in claims["bert"].measured
+    assert claims["bert"].measured.startswith("mlm_accuracy: nigt (final) 0.4013")
+
+
+def test_resnet_claim_cannot_tell_when_intervals_overlap(claims):
+    # nigt 0.62/0.66 vs sgd 0.61/0.63: two seeds each, wide overlapping intervals
+    assert claims["resnet"].verdict == UNKNOWN
+    assert "overlap" in claims["resnet"].reason
+
+
+def test_memory_claim_from_measured_slots(claims):
+    assert claims["memory"].verdict == SUPPORTS
+    assert "nigt 1 vs adam 2" in claims["memory"].measured
+
+
+def test_momentum_rescue_claim(claims):
+    assert claims["momentum_rescue"].verdict == SUPPORTS
+    assert "skewed_noise" in claims["momentum_rescue"].reason
+
+
+def _claims_for(root):
+    r = load_results(root)
+    return {c.key: c for c in paper_claims(r.runs, r.sbv, r.memory)}
+
+
+def test_claims_refuted_when_nigt_is_clearly_worse(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    for seed, (ours, theirs) in enumerate([(0.30, 0.40), (0.31, 0.41), (0.29, 0.405)]):
+        writer.training_run("bert_mlm", "nigt", seed, ours, metric="mlm_accuracy", target=0.2)
+        writer.training_run("bert_mlm", "adam", seed, theirs, metric="mlm_accuracy", target=0.2)
+    memory = [{"kind": "memory", "unit": "m", "model": "m", "params": 10, "state_bytes": 80,
+               "state_bytes_per_param": 8.0, "param_copies": 2.0, "peak_step_bytes": None, "step_time": 0.1,
+               "device": "cpu"}]
+    writer.experiment_run("memory_overhead", "nigt", memory)  # a naive NIGT that stores w_{t-1}
+    writer.experiment_run("memory_overhead", "adam", memory)
+    claims = _claims_for(tmp_path)
+    assert claims["bert"].verdict == REFUTES
+    assert claims["memory"].verdict == REFUTES
+
+
+def test_claims_cannot_tell_without_runs(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    writer.training_run("bert_mlm", "nigt", 0, 0.5, metric="mlm_accuracy", target=0.2)
+    writer.training_run("bert_mlm", "adam", 0, 0.4, metric="mlm_accuracy", target=0.2)
+    claims = _claims_for(tmp_path)
+    assert claims["bert"].verdict == UNKNOWN and "fewer than two" in claims["bert"].reason
+    assert claims["resnet"].verdict == UNKNOWN and "needs both" in claims["resnet"].reason
+    assert claims["memory"].verdict == UNKNOWN
+    assert claims["momentum_rescue"].verdict == UNKNOWN
+
+
+def test_claims_on_empty_results(tmp_path):
+    claims = _claims_for(tmp_path)
+    assert {c.verdict for c in claims.values()} == {UNKNOWN}
+    assert all(c.scale == "at this run's scale (no runs)" for c in claims.values())
+
+
+def test_nigt_that_never_finishes_does_not_support(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    for seed in range(2):
+        writer.training_run("resnet50_imagenet", "nigt", seed, 0.0, metric="top1", target=0.5, status="diverged")
+        writer.training_run("resnet50_imagenet", "sgd", seed, 0.6 + seed / 100, metric="top1", target=0.5)
+    claim = _claims_for(tmp_path)["resnet"]
+    assert claim.verdict == REFUTES and "diverged" in claim.reason
+
+
+def test_rescue_refuted_when_momentum_floor_is_higher(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    for optimizer, floor in (("nsgd", 0.01), ("nsgd_momentum", 0.5)):
+        records = [{"kind": "sbv_unit", "unit": f"u{s}", "problem": "skewed_noise", "batch_size": 1, "lr": 0.1,
+                    "unit_seed": s, "floor": floor * (1 + 0.01 * s)} for s in range(3)]
+        writer.experiment_run("small_batch_variance", optimizer, records)
+    assert _claims_for(tmp_path)["momentum_rescue"].verdict == REFUTES
