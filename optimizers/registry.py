@@ -31,7 +31,7 @@ from .param_groups import ParamGroupPolicy, ParamsLike
 ENTRY_POINT_GROUP = "nightbench.optimizers"
 PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
 # Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
-_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge"}
+_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory", "sharding"}
 
 
 class UnknownOptimizerError(KeyError):

@@ -1,0 +1,180 @@
+"""LAMB: layer-wise adaptive moments (You et al. 2019, Algorithm 2), with bias correction.
+
+Per tensor, at step t with learning rate eta_t (the group's lr after its schedule):
+
+    m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2;   m_hat = m/(1 - b1^t);  v_hat = v/(1 - b2^t)
+    r = m_hat / (sqrt(v_hat) + eps);   u = r + lam w;   w <- w - eta_t * phi(||w||)/||u|| * u
+
+phi is the identity or a clamp to [phi_min, phi_max]; the ratio is 1 where ||w|| or ||u|| is 0.
+
+Why not timm.optim.Lamb: by default it clips the GLOBAL gradient norm to 1.0 before the moments
+(max_grad_norm=1.0; can be disabled); it applies the trust ratio exactly when weight_decay != 0
+or `always_adapt`, so "decayed but not adapted" (policy excluded_weight_decay=True) cannot be
+expressed; its only clamp is min(ratio, 1), not phi(||w||). Configured faithfully (no clipping,
+always_adapt per group) it matches the formula, but its step took ~2x ours here (the timm rows
+of tests/optimizers/test_step_benchmark.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+
+from .hyperparams import Hyperparameter, beta_param, eps_param, lr_param, resolve, weight_decay_param
+from .registry import register_optimizer
+
+HYPERPARAMETERS = (
+    lr_param(1e-3),
+    beta_param("beta1", 0.9, "first-moment decay"),
+    beta_param("beta2", 0.999, "second-moment decay"),
+    eps_param(1e-6),
+    weight_decay_param(0.01, "decoupled weight decay lam inside u = r + lam*w (LAMB paper, BERT: 0.01)"),
+    Hyperparameter("phi", "identity", str, choices=("identity", "clamp"),
+                   help="scaling of ||w|| in the trust ratio: identity, or clamp to [phi_min, phi_max]"),
+    Hyperparameter("phi_min", 0.0, float, low=0.0, help="lower clamp of ||w|| when phi='clamp'"),
+    Hyperparameter("phi_max", 10.0, float, low=0.0, help="upper clamp of ||w|| when phi='clamp'"),
+)
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+@register_optimizer(
+    "lamb",
+    paper="You et al. 2019, 'Large Batch Optimization for Deep Learning: Training BERT in 76 minutes' (LAMB)",
+    description="LAMB: Adam direction plus decoupled decay, scaled per tensor by phi(||w||)/||u||",
+    state_slots=2,
+    hyperparameters=HYPERPARAMETERS,
+)
+class Lamb(torch.optim.Optimizer):
+    """LAMB as in the paper's Algorithm 2 (bias-corrected moments, per-tensor trust ratio).
+
+    Param groups with `layer_adaptation=False` (biases, norm layers under the default policy) get
+    no trust ratio: w <- w - eta_t (r + lam w), with lam the group's weight_decay (0 there under
+    the default policy, so they are not decayed either).
+
+    Deviations and choices: no gradient clipping (unlike timm's and NVIDIA's defaults); the
+    step count t is kept per tensor (`state['step']`, a 0-dim tensor) like torch's Adam. Grads that
+    are None are skipped; sparse grads are refused. Zero gradients give r = 0, so u = lam w.
+
+    Speed: per tensor, torch's fused Adam kernel (torch._fused_adam_) writes -u into a scratch
+    buffer seeded with -lam w, then two norms and one axpy while the tensor is in cache. The
+    scratch buffer, the size of the largest parameter tensor, is kept between steps on
+    `self._scratch` (not optimizer state: it is not saved and holds nothing between steps).
+    Non-contiguous tensors and other devices take plain in-place ops (same formula).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-6,
+        weight_decay: float = 0.01,
+        phi: str = "identity",
+        phi_min: float = 0.0,
+        phi_max: float = 10.0,
+    ) -> None:
+        values = resolve(
+            HYPERPARAMETERS,
+            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 phi=phi, phi_min=phi_min, phi_max=phi_max),
+            "lamb",
+        )
+        if values["phi_min"] > values["phi_max"]:
+            raise ValueError(
+                f"invalid hyperparameters for 'lamb': phi_min={phi_min} must be <= phi_max={phi_max}"
+            )
+        super().__init__(params, dict(values, layer_adaptation=True))
+        self._scratch: dict[tuple, torch.Tensor] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._scratch = {}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One LAMB step; returns the closure's loss if a closure was given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("lamb does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                elif state["step"].device != p.device:  # e.g. a CPU checkpoint loaded for a GPU model
+                    state["step"] = state["step"].to(p.device, torch.float32)
+                state["step"] += 1
+                self._update(p, p.grad, state, group)
+        return loss
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        # Fused kernels silently mis-handle non-contiguous tensors (see lars.py): check first.
+        fusable = p.device.type in _FUSED_DEVICES and all(
+            t.is_contiguous() and t.dtype == p.dtype and t.device == p.device for t in (p, grad, exp_avg, exp_avg_sq)
+        )
+        adam_args = dict(beta1=group["beta1"], beta2=group["beta2"], eps=group["eps"], amsgrad=False, maximize=False)
+        if not group["layer_adaptation"]:
+            if fusable:  # AdamW's kernel: w <- w (1 - eta lam) - eta r  ==  w - eta (r + lam w)
+                torch._fused_adamw_([p], [grad], [exp_avg], [exp_avg_sq], [], [step],
+                                    lr=lr, weight_decay=weight_decay, **adam_args)
+            else:
+                p.add_(_negative_update(p, grad, exp_avg, exp_avg_sq, step, group), alpha=lr)
+            return
+        if fusable:
+            neg_u = self._scratch_like(p)
+            if weight_decay:
+                torch.mul(p, -weight_decay, out=neg_u)
+            else:
+                neg_u.zero_()
+            # Adam's kernel on the scratch "parameter" with lr 1: neg_u <- -lam w - r = -u
+            torch._fused_adam_([neg_u], [grad], [exp_avg], [exp_avg_sq], [], [step],
+                               lr=1.0, weight_decay=0.0, **adam_args)
+        else:
+            neg_u = _negative_update(p, grad, exp_avg, exp_avg_sq, step, group)
+        p.add_(neg_u, alpha=lr * self._trust_ratio(p, neg_u, group))
+
+    @staticmethod
+    def _trust_ratio(p: torch.Tensor, neg_u: torch.Tensor, group: dict) -> float:
+        """phi(||w||)/||u||, or 1 where ||w|| or ||u|| is 0."""
+        w_norm = torch.linalg.vector_norm(p).item()
+        u_norm = torch.linalg.vector_norm(neg_u).item()
+        if w_norm == 0.0 or u_norm == 0.0:
+            return 1.0
+        if group["phi"] == "clamp":
+            w_norm = min(max(w_norm, group["phi_min"]), group["phi_max"])
+        return w_norm / u_norm
+
+    def _scratch_like(self, p: torch.Tensor) -> torch.Tensor:
+        """A reusable buffer shaped like p (grown to the largest tensor seen, per dtype and device)."""
+        key = (p.dtype, p.device)
+        buffer = self._scratch.get(key)
+        if buffer is None or buffer.numel() < p.numel():
+            buffer = self._scratch[key] = torch.empty(p.numel(), dtype=p.dtype, device=p.device)
+        return buffer[: p.numel()].view_as(p)
+
+
+def _negative_update(
+    p: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+    step: torch.Tensor, group: dict,
+) -> torch.Tensor:
+    """-(r + lam w) with plain in-place ops, updating the moments (the unfused path)."""
+    beta1, beta2, t = group["beta1"], group["beta2"], step.item()
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denominator = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2 ** t)).add_(group["eps"])
+    neg_u = torch.div(exp_avg, denominator, out=denominator).mul_(-1 / (1 - beta1 ** t))
+    if group["weight_decay"]:
+        neg_u.add_(p, alpha=-group["weight_decay"])
+    return neg_u

@@ -1,0 +1,248 @@
+"""The registry: three ways in (user file, entry point, package module), one table; bad input fails clearly."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+from nightbench.optimizers import (
+    PluginError,
+    UnknownOptimizerError,
+    create,
+    get_spec,
+    load_optimizer_file,
+    names,
+    plugin_errors,
+    registry,
+)
+
+BUILTINS = ("sgd", "adam", "lars", "lamb")
+
+SIGN_SGD_FILE = """
+import torch
+from nightbench.optimizers import register_optimizer
+
+@register_optimizer("test_sign_sgd", paper="a test plugin", state_slots=0)
+class SignSGD(torch.optim.Optimizer):
+    '''Sign SGD: w <- w - lr * sign(g).'''
+
+    def __init__(self, params, lr=0.01, flip=False, scale=2, betas=(0.9, 0.99), mode="plain"):
+        super().__init__(params, dict(lr=lr, flip=flip, scale=scale))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad.sign(), alpha=-group["lr"])
+"""
+
+ENTRY_POINT_MODULE = """
+import torch
+from nightbench.optimizers import OptimizerSpec, register_optimizer
+from nightbench.optimizers.hyperparams import lr_param
+
+@register_optimizer("test_ep_sgd", hyperparameters=[lr_param(0.1)], state_slots=0)
+def make(param_groups, lr):
+    return torch.optim.SGD(param_groups, lr=lr)
+
+SPEC = OptimizerSpec(
+    name="test_ep_spec", factory=lambda groups, lr: torch.optim.SGD(groups, lr=lr),
+    hyperparameters=(lr_param(0.2),), paper="spec object", state_slots=0,
+)
+"""
+
+
+@pytest.fixture
+def restore_registry():
+    """Snapshot the registry and plugin errors; put them back so test order does not matter."""
+    names()  # builtins and installed entry points loaded before the snapshot
+    saved_specs, saved_errors = dict(registry._REGISTRY), dict(registry._PLUGIN_ERRORS)
+    saved_modules = set(sys.modules)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved_specs)
+    registry._PLUGIN_ERRORS.clear()
+    registry._PLUGIN_ERRORS.update(saved_errors)
+    for module in set(sys.modules) - saved_modules:
+        if module.startswith(("nightbench_user_plugin_", "nbtest_")):
+            del sys.modules[module]
+
+
+def tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+
+
+def take_one_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> float:
+    """One step on a tiny problem; returns how far the parameters moved."""
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.randn(5, 4)).pow(2).sum().backward()
+    optimizer.step()
+    return sum((p.detach() - b).norm().item() for p, b in zip(model.parameters(), before))
+
+
+# -- way 3: modules inside the package ------------------------------------------------------------
+
+def test_builtin_modules_register_themselves():
+    known = names()
+    for name in BUILTINS:
+        assert name in known
+        spec = get_spec(name)
+        assert spec.source == "builtin"
+        assert spec.paper and spec.state_slots is not None
+    assert get_spec("lars").factory.__module__ == "nightbench.optimizers.lars"
+
+
+# -- way 1: a user's file with a decorator ---------------------------------------------------------
+
+def test_a_decorated_class_in_a_user_file_lands_in_the_registry(tmp_path, restore_registry):
+    path = tmp_path / "my_optimizer.py"
+    path.write_text(SIGN_SGD_FILE)
+    assert load_optimizer_file(path) == ["test_sign_sgd"]
+    assert "test_sign_sgd" in names()
+    spec = get_spec("test_sign_sgd")
+    assert spec.source == f"file {path.resolve()}"
+    assert spec.description.startswith("Sign SGD")
+    # hyperparameters inferred from the __init__ defaults
+    assert spec.defaults == {"lr": 0.01, "flip": False, "scale": 2, "betas": (0.9, 0.99), "mode": "plain"}
+    kinds = {h.name: h.kind for h in spec.hyperparameters}
+    assert kinds == {"lr": float, "flip": bool, "scale": int, "betas": tuple, "mode": str}
+    model = tiny_model()
+    optimizer = create("test_sign_sgd", model, lr=0.5, scale="3", flip="true")
+    assert optimizer.nightbench_config["hyperparameters"]["scale"] == 3
+    assert take_one_step(optimizer, model) > 0
+    with pytest.raises(ValueError, match="'lr'.*\\[0, inf\\]"):
+        create("test_sign_sgd", model, lr=-1)
+    with pytest.raises(ValueError, match="'scale'.*an integer"):
+        create("test_sign_sgd", model, scale=1.5)
+    with pytest.raises(ValueError, match="'betas'.*\\[0, 1\\)"):
+        create("test_sign_sgd", model, betas=(0.9, 1.0))
+
+
+def test_a_plugin_file_that_fails_is_reported_by_name_and_nothing_else_breaks(tmp_path, restore_registry):
+    good = tmp_path / "good_plugin.py"
+    good.write_text(SIGN_SGD_FILE)
+    load_optimizer_file(good)
+    bad = tmp_path / "broken_plugin.py"
+    bad.write_text(textwrap.dedent("""
+        import torch
+        from nightbench.optimizers import register_optimizer
+
+        @register_optimizer("test_half_registered")
+        class Half(torch.optim.SGD):
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, lr=lr)
+
+        raise RuntimeError("boom while importing")
+    """))
+    with pytest.raises(PluginError, match="broken_plugin.py.*boom while importing"):
+        load_optimizer_file(bad)
+    errors = plugin_errors()
+    assert any("broken_plugin.py" in source and "boom" in reason for source, reason in errors.items())
+    known = names()
+    assert "test_half_registered" not in known  # the half-imported plugin left nothing behind
+    assert "test_sign_sgd" in known and all(b in known for b in BUILTINS)
+    model = tiny_model()
+    assert take_one_step(create("sgd", model, lr=0.1), model) > 0
+
+
+def test_plugin_files_that_are_missing_empty_or_clash_fail_clearly(tmp_path, restore_registry):
+    with pytest.raises(PluginError, match="not found.*nope.py"):
+        load_optimizer_file(tmp_path / "nope.py")
+    empty = tmp_path / "empty_plugin.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(PluginError, match="registers no optimizer"):
+        load_optimizer_file(empty)
+    clash = tmp_path / "clash_plugin.py"
+    clash.write_text(SIGN_SGD_FILE.replace('"test_sign_sgd"', '"sgd"'))
+    with pytest.raises(PluginError, match="'sgd'.*already registered"):
+        load_optimizer_file(clash)
+    assert get_spec("sgd").source == "builtin"
+
+
+# -- way 2: an entry point of another installed package --------------------------------------------
+
+def install_fake_distribution(root, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """What pip would leave behind: a .dist-info with METADATA and entry_points.txt, plus modules."""
+    dist_info = root / "nbtest_plugin_pkg-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbtest-plugin-pkg\nVersion: 1.0\n")
+    lines = [f"{name} = {target}" for name, target in entry_points.items()]
+    (dist_info / "entry_points.txt").write_text("[nightbench.optimizers]\n" + "\n".join(lines) + "\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(source)
+
+
+def test_entry_points_register_and_a_failing_one_is_reported(tmp_path, monkeypatch, restore_registry):
+    install_fake_distribution(
+        tmp_path,
+        {"decorated": "nbtest_ep_module", "spec": "nbtest_ep_module:SPEC", "broken": "nbtest_ep_broken"},
+        {"nbtest_ep_module": ENTRY_POINT_MODULE,
+         "nbtest_ep_broken": "raise ImportError('missing dependency xyz')\n"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry.load_entry_points()
+    assert any("broken" in str(w.message) and "xyz" in str(w.message) for w in caught)
+
+    known = names()
+    assert "test_ep_sgd" in known and "test_ep_spec" in known
+    assert all(b in known for b in BUILTINS)
+    assert get_spec("test_ep_sgd").source.startswith("entry point 'decorated'")
+    assert get_spec("test_ep_spec").source.startswith("entry point 'spec'")
+    errors = plugin_errors()
+    assert [s for s in errors if s.startswith("entry point 'broken'")]
+    assert "xyz" in next(reason for s, reason in errors.items() if "broken" in s)
+    for name in ("test_ep_sgd", "test_ep_spec"):
+        model = tiny_model()
+        assert take_one_step(create(name, model), model) > 0
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+
+def test_an_unknown_name_lists_the_known_ones_and_the_closest():
+    with pytest.raises(UnknownOptimizerError) as info:
+        get_spec("lasr")
+    message = str(info.value)
+    assert "Did you mean 'lars'?" in message
+    assert all(name in message for name in names())
+    with pytest.raises(UnknownOptimizerError, match="Did you mean 'adam'"):
+        create("adma", tiny_model())
+    with pytest.raises(UnknownOptimizerError, match="Did you mean 'timm:adamw'"):
+        get_spec("timm:adamww")
+
+
+@pytest.mark.parametrize(
+    "name,values,pattern",
+    [
+        ("sgd", {"lr": -0.1}, r"'lr'.*a number in \[0, inf\]"),
+        ("adam", {"beta1": 1.0}, r"'beta1'.*\[0, 1\)"),
+        ("adam", {"beta2": -0.5}, r"'beta2'.*\[0, 1\)"),
+        ("lamb", {"lr": "fast"}, r"'lr'.*a number"),
+        ("sgd", {"nesterov": "maybe"}, r"'nesterov'.*true or false"),
+        ("lars", {"momentum": 0.9, "betas": (0.9, 0.99)}, r"no hyperparameter 'betas'.*accepted:.*trust_coefficient"),
+        ("lamb", {"phi": "tanh"}, r"'phi'.*'identity', 'clamp'"),
+    ],
+)
+def test_invalid_hyperparameters_fail_with_the_name_and_the_accepted_range(name, values, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        create(name, tiny_model(), **values)
+
+
+# -- timm's optimizers by name ----------------------------------------------------------------------
+
+def test_timm_optimizers_are_listed_and_build_and_step():
+    with_timm = names(include_timm=True)
+    assert "timm:adamw" in with_timm and "timm:lamb" in with_timm
+    assert not any(n.startswith("timm:") for n in names())
+    for name in ("timm:adamw", "timm:lion"):
+        model = tiny_model()
+        optimizer = create(name, model, lr=1e-2, weight_decay=0.01)
+        assert isinstance(optimizer, torch.optim.Optimizer)
+        assert take_one_step(optimizer, model) > 0
