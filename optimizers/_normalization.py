@@ -13,17 +13,19 @@ with two conventions that keep parameters finite:
     ||d|| = 0  ->  r = 0     (no step: the direction is zero anyway)
     ||w|| = 0  ->  ||w|| is taken as 1, so r = 1 / ||d|| (a freshly zeroed tensor still moves).
 A non-finite ||d|| (a NaN/inf gradient) also gives r = 0; the loss is what reports the divergence.
-Norms are Python floats (one host sync per tensor; negligible on CPU).
+Norms are Python floats (one host sync per tensor; negligible on CPU). When the optimizer holds
+ZeRO pieces rather than whole tensors (`sharding.py`), norms are summed per layer across processes.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 import torch
 
 from .hyperparams import Hyperparameter, HyperparameterError, weight_decay_param
+from .sharding import GLOBAL, NormSharding, whole_norms
 
 NORM_CHOICES = ("layer", "global")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -85,24 +87,29 @@ def scope(group: dict) -> str | None:
     return group["norm"] if group["layer_adaptation"] else None
 
 
-class GlobalNormalization:
-    """Collects the tensors of the 'global' normalization group during a step, then yields r.
+class PendingNormalization:
+    """Tensors whose step waits for norms: the 'global' group, or any group when sharded.
 
-    With weight-norm scaling, ||w|| is the joint norm of the collected tensors whose group asked
+    `add` records a tensor with its normalization key (`sharding.normalization_key`: GLOBAL, a
+    layer index when the optimizer holds ZeRO pieces, else the tensor) and its own ||d|| and ||w||;
+    `ratios` combines the norms per key (across processes when sharded, in one all-reduce) and
+    yields r. With weight-norm scaling, ||w|| is the joint norm of the tensors whose group asked
     for the scaling (normally all of them: mixing the setting across groups is allowed, not useful).
+    Sharded, `ratios` must be called once per step on every process, even with nothing added.
     """
 
-    def __init__(self) -> None:
-        self.entries: list[tuple[Any, float, float, bool]] = []  # (payload, ||d_i||, ||w_i||, scaled)
+    def __init__(self, sharding: NormSharding | None = None) -> None:
+        self.sharding = sharding
+        self.entries: list[tuple[Any, Hashable, float, float, bool]] = []  # (payload, key, ||d_i||, ||w_i||, scaled)
 
-    def add(self, payload: Any, direction_norm: float, weight_norm: float, weight_norm_scaling: bool) -> None:
-        self.entries.append((payload, direction_norm, weight_norm, weight_norm_scaling))
+    def add(self, payload: Any, direction_norm: float, weight_norm: float, weight_norm_scaling: bool,
+            key: Hashable = GLOBAL) -> None:
+        self.entries.append((payload, key, direction_norm, weight_norm, weight_norm_scaling))
 
     def ratios(self) -> list[tuple[Any, float]]:
-        """(payload, r) for every collected tensor, r from the joint norms."""
-        d = combined_norm(e[1] for e in self.entries)
-        w = combined_norm(e[2] for e in self.entries if e[3])
-        return [(payload, step_ratio(d, w, scaled)) for payload, _, _, scaled in self.entries]
+        """(payload, r) for every recorded tensor, r from the norms of its whole group."""
+        norms = whole_norms(self.sharding, [(key, (d, w if scaled else 0.0)) for _, key, d, w, scaled in self.entries])
+        return [(payload, step_ratio(d, w, scaled)) for (payload, _, _, _, scaled), (d, w) in zip(self.entries, norms)]
 
 
 def run_closure(closure: Any) -> Any:

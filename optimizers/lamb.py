@@ -24,6 +24,7 @@ import torch
 
 from .hyperparams import Hyperparameter, beta_param, eps_param, lr_param, resolve, weight_decay_param
 from .registry import register_optimizer
+from .sharding import NORM_HOOK, get_norm_sharding, whole_norms
 
 HYPERPARAMETERS = (
     lr_param(1e-3),
@@ -61,8 +62,12 @@ class Lamb(torch.optim.Optimizer):
     buffer seeded with -lam w, then two norms and one axpy while the tensor is in cache. The
     scratch buffer, the size of the largest parameter tensor, is kept between steps on
     `self._scratch` (not optimizer state: it is not saved and holds nothing between steps).
-    Non-contiguous tensors and other devices take plain in-place ops (same formula).
+    Non-contiguous tensors and other devices take plain in-place ops (same formula). Holding ZeRO
+    pieces (optimizers/sharding.py), it keeps each piece's -u (transient memory: one copy of the
+    pieces), sums the pieces' squared norms per layer over the ranks in one all-reduce, then steps.
     """
+
+    SHARDING = NORM_HOOK  # on ZeRO pieces, ||w|| and ||u|| are summed per layer over the ranks
 
     def __init__(
         self,
@@ -100,6 +105,8 @@ class Lamb(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        sharding = get_norm_sharding(self)
+        waiting: list | None = [] if sharding is not None else None  # sharded: (p, -u, group) until norms are known
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -114,10 +121,15 @@ class Lamb(torch.optim.Optimizer):
                 elif state["step"].device != p.device:  # e.g. a CPU checkpoint loaded for a GPU model
                     state["step"] = state["step"].to(p.device, torch.float32)
                 state["step"] += 1
-                self._update(p, p.grad, state, group)
+                self._update(p, p.grad, state, group, waiting)
+        if sharding is not None:  # every rank reduces once per step, even with nothing waiting
+            pieces = [(sharding.layer_of(p), (_norm(p), _norm(neg_u))) for p, neg_u, _ in waiting]
+            for (p, neg_u, group), (w_norm, u_norm) in zip(waiting, whole_norms(sharding, pieces)):
+                p.add_(neg_u, alpha=group["lr"] * self._ratio_from_norms(w_norm, u_norm, group))
         return loss
 
-    def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict, waiting: list | None) -> None:
+        """Update the moments and, unless `waiting` collects it for the layers' norms, p."""
         lr, weight_decay = group["lr"], group["weight_decay"]
         exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
         # Fused kernels silently mis-handle non-contiguous tensors (see lars.py): check first.
@@ -133,7 +145,8 @@ class Lamb(torch.optim.Optimizer):
                 p.add_(_negative_update(p, grad, exp_avg, exp_avg_sq, step, group), alpha=lr)
             return
         if fusable:
-            neg_u = self._scratch_like(p)
+            # -u waits for the norms of other ranks' pieces when sharded: it needs its own buffer
+            neg_u = self._scratch_like(p) if waiting is None else torch.empty_like(p)
             if weight_decay:
                 torch.mul(p, -weight_decay, out=neg_u)
             else:
@@ -143,13 +156,14 @@ class Lamb(torch.optim.Optimizer):
                                lr=1.0, weight_decay=0.0, **adam_args)
         else:
             neg_u = _negative_update(p, grad, exp_avg, exp_avg_sq, step, group)
-        p.add_(neg_u, alpha=lr * self._trust_ratio(p, neg_u, group))
+        if waiting is not None:
+            waiting.append((p, neg_u, group))
+            return
+        p.add_(neg_u, alpha=lr * self._ratio_from_norms(_norm(p), _norm(neg_u), group))
 
     @staticmethod
-    def _trust_ratio(p: torch.Tensor, neg_u: torch.Tensor, group: dict) -> float:
-        """phi(||w||)/||u||, or 1 where ||w|| or ||u|| is 0."""
-        w_norm = torch.linalg.vector_norm(p).item()
-        u_norm = torch.linalg.vector_norm(neg_u).item()
+    def _ratio_from_norms(w_norm: float, u_norm: float, group: dict) -> float:
+        """phi(||w||)/||u|| of a whole layer, or 1 where ||w|| or ||u|| is 0."""
         if w_norm == 0.0 or u_norm == 0.0:
             return 1.0
         if group["phi"] == "clamp":
@@ -163,6 +177,10 @@ class Lamb(torch.optim.Optimizer):
         if buffer is None or buffer.numel() < p.numel():
             buffer = self._scratch[key] = torch.empty(p.numel(), dtype=p.dtype, device=p.device)
         return buffer[: p.numel()].view_as(p)
+
+
+def _norm(t: torch.Tensor) -> float:
+    return torch.linalg.vector_norm(t).item()
 
 
 def _negative_update(

@@ -21,6 +21,7 @@ import torch
 
 from .hyperparams import Hyperparameter, lr_param, resolve, weight_decay_param
 from .registry import register_optimizer
+from .sharding import NORM_HOOK, get_norm_sharding, whole_norms
 
 HYPERPARAMETERS = (
     lr_param(1.0, "global learning rate gamma_0 (the schedule multiplies it); the step is ~gamma*eta*||w||"),
@@ -57,8 +58,12 @@ class Lars(torch.optim.Optimizer):
     Speed: per tensor, two norms and one fused SGD-momentum kernel (torch._fused_sgd_ with
     dampening = 1 - c) while the tensor is still in cache; tensors that are non-contiguous, on
     other devices, or with c < 1e-6 take plain in-place ops (same formula). Each tensor's norms
-    are read back to the host (`.item()`), one synchronization per tensor on a GPU.
+    are read back to the host (`.item()`), one synchronization per tensor on a GPU. Holding ZeRO
+    pieces (optimizers/sharding.py), it first takes every piece's norms, sums them per layer over
+    the ranks in one all-reduce, then steps.
     """
+
+    SHARDING = NORM_HOOK  # on ZeRO pieces, ||w|| and ||g|| are summed per layer over the ranks
 
     def __init__(
         self,
@@ -82,31 +87,48 @@ class Lars(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        sharding = get_norm_sharding(self)
+        waiting = []  # sharded: (group, p, ||w piece||, ||g piece||) until the layers' norms are known
         for group in self.param_groups:
-            momentum, weight_decay = group["momentum"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("lars does not support sparse gradients")
-                ratio = (
-                    trust_ratio(p, p.grad, group["trust_coefficient"], weight_decay)
-                    if group["layer_adaptation"] else 1.0
-                )
-                buffer = None
-                if momentum != 0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:  # v_0 = 0
-                        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    buffer = state["momentum_buffer"]
-                _momentum_update(p, p.grad, buffer, group["lr"] * ratio, momentum, weight_decay)
+                if not group["layer_adaptation"]:
+                    self._move(group, p, 1.0)
+                elif sharding is None:  # the whole tensor: step at once, while it is in cache
+                    self._move(group, p, trust_ratio(p, p.grad, group["trust_coefficient"], group["weight_decay"]))
+                else:
+                    waiting.append((group, p, _norm(p), _norm(p.grad)))
+        if sharding is not None:  # every rank reduces once per step, even with nothing waiting
+            norms = whole_norms(sharding, [(sharding.layer_of(p), (w, g)) for _, p, w, g in waiting])
+            for (group, p, _, _), (w_norm, g_norm) in zip(waiting, norms):
+                ratio = ratio_from_norms(w_norm, g_norm, group["trust_coefficient"], group["weight_decay"])
+                self._move(group, p, ratio)
         return loss
+
+    def _move(self, group: dict, p: torch.Tensor, ratio: float) -> None:
+        buffer = None
+        if group["momentum"] != 0:
+            state = self.state[p]
+            if "momentum_buffer" not in state:  # v_0 = 0
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            buffer = state["momentum_buffer"]
+        _momentum_update(p, p.grad, buffer, group["lr"] * ratio, group["momentum"], group["weight_decay"])
 
 
 def trust_ratio(param: torch.Tensor, grad: torch.Tensor, trust_coefficient: float, weight_decay: float) -> float:
     """eta*||w||/(||g|| + lam*||w||); 1 where ||w|| = 0 or the denominator is 0 (see Lars)."""
-    w_norm = torch.linalg.vector_norm(param).item()
-    g_norm = torch.linalg.vector_norm(grad).item()
+    return ratio_from_norms(_norm(param), _norm(grad), trust_coefficient, weight_decay)
+
+
+def _norm(t: torch.Tensor) -> float:
+    return torch.linalg.vector_norm(t).item()
+
+
+def ratio_from_norms(w_norm: float, g_norm: float, trust_coefficient: float, weight_decay: float) -> float:
+    """The trust ratio from ||w|| and ||g|| (of a whole layer)."""
     denominator = g_norm + weight_decay * w_norm
     if w_norm == 0.0 or denominator == 0.0:
         return 1.0

@@ -20,8 +20,8 @@ from typing import Any, Callable
 import torch
 
 from ._normalization import (
-    GlobalNormalization,
     NormalizedOptimizer,
+    PendingNormalization,
     dense_grad,
     norm_hyperparameters,
     run_closure,
@@ -31,6 +31,7 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
+from .sharding import NORM_HOOK, get_norm_sharding, normalization_key
 
 NIGT_HYPERPARAMETERS = (
     lr_param(0.01, "step length eta of each normalized step (multiplied by the schedule)"),
@@ -134,6 +135,7 @@ class NIGT(LeanNIGT):
 
     NAME = "nigt"
     HYPERPARAMETERS = NIGT_HYPERPARAMETERS
+    SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
 
     def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",
                  weight_norm_scaling: bool = False, weight_decay: float = 0.0) -> None:
@@ -145,7 +147,8 @@ class NIGT(LeanNIGT):
         """One NIGT step from x_t to x_{t+1}; returns the closure's loss."""
         self._check_training()
         loss = run_closure(closure)
-        pending = GlobalNormalization()
+        sharding = get_norm_sharding(self)
+        pending = PendingNormalization(sharding)
         for group in self.param_groups:
             where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
             beta_next, wd = group["beta"], group["weight_decay"]
@@ -161,11 +164,12 @@ class NIGT(LeanNIGT):
                     continue
                 direction_norm = tensor_norm(m)
                 weight_norm = tensor_norm(p) if scaled else 0.0  # p holds w_t here
-                if where == "layer":
+                if where == "layer" and sharding is None:
                     ratio = step_ratio(direction_norm, weight_norm, scaled)
                     self._step_to_next_training_point(p, lr * ratio, beta_next)
                 else:
-                    pending.add((p, lr, beta_next), direction_norm, weight_norm, scaled)
+                    pending.add((p, lr, beta_next), direction_norm, weight_norm, scaled,
+                                normalization_key(where, p, sharding))
         for (p, lr, beta_next), ratio in pending.ratios():
             self._step_to_next_training_point(p, lr * ratio, beta_next)
         return loss

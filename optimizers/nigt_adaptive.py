@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ._normalization import (
-    GlobalNormalization,
+    PendingNormalization,
     combined_norm,
     dense_grad,
     norm_hyperparameters,
@@ -100,7 +100,7 @@ class NIGTAdaptive(LeanNIGT):
         units = self._scalar_units(first)
         for unit in units.values():
             self._advance_scalars(unit)
-        pending = GlobalNormalization()
+        pending = PendingNormalization()
         for unit in units.values():
             if unit["eta"] is None:  # nothing seen yet: a no-op step
                 continue

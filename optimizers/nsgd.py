@@ -14,8 +14,8 @@ from typing import Any, Callable
 import torch
 
 from ._normalization import (
-    GlobalNormalization,
     NormalizedOptimizer,
+    PendingNormalization,
     dense_grad,
     norm_hyperparameters,
     run_closure,
@@ -25,6 +25,7 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
+from .sharding import NORM_HOOK, get_norm_sharding, normalization_key
 
 _PAPER = "Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML)"
 _WEIGHT_DECAY_HELP = "L2 weight decay added to the gradient before normalization"
@@ -42,6 +43,8 @@ NSGD_MOMENTUM_HYPERPARAMETERS = (
 class _NormalizedStep(NormalizedOptimizer):
     """One normalized step along a per-tensor direction (the gradient, or the momentum)."""
 
+    SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
+
     def _direction(self, group: dict, p: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -52,7 +55,8 @@ class _NormalizedStep(NormalizedOptimizer):
         Tensors without a gradient are skipped. A zero direction gives a zero step.
         """
         loss = run_closure(closure)
-        pending = GlobalNormalization()
+        sharding = get_norm_sharding(self)
+        pending = PendingNormalization(sharding)
         for group in self.param_groups:
             where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
             for p in group["params"]:
@@ -64,10 +68,11 @@ class _NormalizedStep(NormalizedOptimizer):
                     continue
                 direction_norm = tensor_norm(direction)
                 weight_norm = tensor_norm(p) if scaled else 0.0
-                if where == "layer":  # step at once while the tensors are still in cache
+                if where == "layer" and sharding is None:  # step at once while the tensors are still in cache
                     _move(p, direction, lr * step_ratio(direction_norm, weight_norm, scaled))
                 else:
-                    pending.add((p, direction, lr), direction_norm, weight_norm, scaled)
+                    pending.add((p, direction, lr), direction_norm, weight_norm, scaled,
+                                normalization_key(where, p, sharding))
         for (p, direction, lr), ratio in pending.ratios():
             _move(p, direction, lr * ratio)
         return loss

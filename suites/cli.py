@@ -6,6 +6,7 @@ Exit status: 0 success, 1 a run failed (or diverged, for `run`), 2 bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -74,15 +75,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deepspeed_options(args: argparse.Namespace):
+    """DeepSpeedOptions when --deepspeed (or a DeepSpeed-only flag) was given, else None."""
+    if not (args.deepspeed or args.zero_stage is not None or args.deepspeed_config):
+        return None
+    from .distributed import DeepSpeedOptions
+
+    return DeepSpeedOptions(zero_stage=args.zero_stage, config_path=args.deepspeed_config)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .engine import RunRequest, execute_run
 
+    overrides = parse_set_arguments(args.set)
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     request = RunRequest(
         suite=args.suite, optimizer=args.optimizer, preset=args.preset, seed=args.seed,
-        overrides=parse_set_arguments(args.set), results_root=args.results, device=args.device,
+        overrides=overrides, results_root=args.results, device=args.device,
         optimizer_files=args.optimizer_file or [], progress=not args.quiet, protocol=args.protocol,
+        deepspeed=_deepspeed_options(args),
     )
     outcome = execute_run(request)
+    if os.environ.get("RANK", "0") != "0":
+        return 0 if outcome.status == "completed" else 1  # rank 0 reports the run
     summary = outcome.summary
     if outcome.skipped:
         print(f"already finished ({outcome.status}): {outcome.run_dir}")
@@ -119,6 +135,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightbench", description="A benchmark suite for deep-learning optimizers.")
+    # The deepspeed launcher passes --local_rank=N first; the rank is read from LOCAL_RANK instead.
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list optimizers, suites or presets")
@@ -140,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--protocol", default="default", choices=["default", "tuning", "final"],
                    help="which leaderboard protocol this run belongs to (recorded in its config)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="fp32, or bf16 compute on fp32 weights (autocast); the same as --set precision=...")
+    g = p.add_argument_group("DeepSpeed (start with `deepspeed` or `torchrun` for several processes)")
+    g.add_argument("--deepspeed", action="store_true",
+                   help="run under DeepSpeed; the global batch stays the suite's at any world size")
+    g.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=None,
+                   help="ZeRO stage (default: the --deepspeed-config's, else 0); implies --deepspeed")
+    g.add_argument("--deepspeed-config", metavar="JSON", default=None,
+                   help="a DeepSpeed config to start from (no optimizer/scheduler/batch sections); implies --deepspeed")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write the HTML comparison report for a results directory")

@@ -56,6 +56,7 @@ class RunRequest:
     protocol: str = "default"  # default | tuning | final (which leaderboard protocol produced it)
     optimizer_files: list[str] = field(default_factory=list)
     progress: bool = True
+    deepspeed: Any = None  # a distributed.DeepSpeedOptions: run under DeepSpeed (any launcher, any world size)
 
 
 @dataclass
@@ -115,6 +116,12 @@ def plan_run(request: RunRequest) -> tuple[Any, Any, Any, Path, dict]:
 def execute_run(request: RunRequest) -> RunOutcome:
     """Run (or resume, or skip) one run; never overwrites a finished one."""
     suite, spec, resolved, run_dir, config = plan_run(request)
+    if request.deepspeed is not None:
+        from .distributed.runner import execute_distributed_run
+
+        return execute_distributed_run(request, suite, spec, resolved, run_dir, config)
+    if (run_dir / "deepspeed").is_dir() and read_summary(run_dir) is None:
+        raise ConfigError(f"{run_dir} holds an unfinished run started with --deepspeed; resume it with --deepspeed")
     summary = read_summary(run_dir)
     if summary and summary.get("status") in FINISHED_STATUSES:
         return RunOutcome(run_dir, summary["status"], summary, skipped=True)
@@ -155,6 +162,12 @@ def _execute_locked(request, suite, spec, resolved, run_dir: Path, config: dict,
     except Exception as exc:  # a failed run is recorded; the caller (leaderboard) goes on
         status = "failed"
         extra = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
+    return finish_run(run_dir, suite, config, started, status, fields, extra)
+
+
+def finish_run(run_dir: Path, suite, config: dict, started: datetime.datetime, status: str, fields: dict,
+               extra: dict) -> RunOutcome:
+    """Write summary.json (atomically) from what the run produced; the outcome the caller returns."""
     summary = {
         "status": status,
         "diverged_step": None,

@@ -95,11 +95,15 @@ class Trainer:
                 f"global batch {task.global_batch_size} cannot be shared by {world_size} processes "
                 f"with {spec.gradients_per_step} gradient(s) per step"
             )
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.log = self._open_log()
         self.state = TrainingState()
         self.show_progress = progress
         self.autocast = config.get("precision") == "bf16"
         self._session_start = time.monotonic()
+
+    def _open_log(self) -> MetricsLog:
+        """The run's metrics log (a distributed trainer gives ranks other than 0 a log that writes nothing)."""
+        return MetricsLog(self.run_dir / "metrics.jsonl")
 
     # --- checkpoints -------------------------------------------------------------------------
     @property
@@ -174,7 +178,7 @@ class Trainer:
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, float]:
         self.model.eval()
-        with evaluation_weights(self.optimizer), torch.no_grad():
+        with self._evaluation_weights(), torch.no_grad():
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
         self.model.train()
@@ -182,6 +186,10 @@ class Trainer:
         self.state.last_eval = metrics
         self._track_target(step, metrics)
         return metrics
+
+    def _evaluation_weights(self):
+        """Context in which the model holds the weights to evaluate (w_t for swap-needing optimizers)."""
+        return evaluation_weights(self.optimizer)
 
     def _track_target(self, step: int, metrics: dict) -> None:
         if self.target_value is None or self.state.steps_to_target is not None:
