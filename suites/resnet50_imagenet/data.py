@@ -9,14 +9,15 @@ missing folder, no class folders, an empty class, an unreadable image, mismatche
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS as IMAGE_EXTENSIONS  # what ImageFolder accepts
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 FOLDER_LAYOUT = "a folder with train/ and val/ sub-folders, each holding one folder of images per class"
 
 
@@ -75,17 +76,12 @@ class FolderSplit(ImageSplit):
 
 
 def decode_image_file(path: str) -> torch.Tensor:
-    """An image file as a uint8 RGB tensor [3, H, W]; DataError naming the file if unreadable."""
-    from torchvision.io import ImageReadMode, decode_image
+    """An image file as a uint8 RGB tensor [3, H, W] (decoded by PIL, as ImageFolder's default
+    loader does); DataError naming the file if it cannot be read."""
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
 
     try:
-        return decode_image(path, mode=ImageReadMode.RGB)
-    except Exception:  # torchvision's decoders refuse a few valid files (odd PNG/TIFF modes): try PIL
-        pass
-    try:
-        from PIL import Image
-        from torchvision.transforms.v2.functional import pil_to_tensor
-
         with Image.open(path) as img:
             return pil_to_tensor(img.convert("RGB"))
     except Exception as exc:
@@ -170,6 +166,7 @@ class SubsetSplit(ImageSplit):
         return self.base.load(int(self.indices[index]))
 
 
+@functools.lru_cache(maxsize=4)  # built once per process; nothing ever writes to the images
 def digits_splits(upsample: int, val_fraction: float, split_seed: int) -> tuple[TensorSplit, TensorSplit]:
     """scikit-learn's 1,797 digits as 3-channel uint8 images upsampled `upsample` times, split
     per class (stratified) into train and validation by a fixed shuffle."""
