@@ -34,7 +34,10 @@ from .engine import RunRequest, plan_run
 from .run_dir import FINISHED_STATUSES, atomic_write_json, read_summary, safe_name
 
 RUN_MODULE = "nightbench.suites.cli"  # each run is `python -m RUN_MODULE run ...` in its own process
-TUNING_SEED = 1000  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
+TUNING_SEED = 1000
+# Small runs scale poorly across threads, so parallel single-thread runs use the cores best; capped
+# because a BERT-Base memory measurement takes ~3 GB per process.
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
 # Suites whose result does not depend on the seed (measurements, not training): one seed is enough.
 SEED_INDEPENDENT_SUITES = {"memory_overhead"}
 
@@ -51,7 +54,8 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizers", nargs="+", default=None, help="default: every registered optimizer (plugins too)")
     p.add_argument("--preset", default=DEFAULT_PRESET, help="paper, small (default) or ci")
     p.add_argument("--seeds", type=int, default=None, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                   help=f"runs in parallel, one process each, sharing the cores (default {DEFAULT_JOBS})")
     p.add_argument("--tune", action="store_true", help="the paper's protocol: lr grid, pick the best, rerun with seeds")
     p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="suite preset overrides for every run")

@@ -1,0 +1,80 @@
+"""The suite object: presets, per-optimizer defaults that the engine accepts, the schedule, the corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from nightbench.optimizers import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, get_spec, names
+from nightbench.suites.base import PRESET_NAMES
+from nightbench.suites.bert_mlm import SUITE
+from nightbench.suites.bert_mlm.cache import cached_directory
+from nightbench.suites.bert_mlm.corpus import python_docs_corpus
+from nightbench.suites.config import resolve_config
+
+
+def test_presets_and_targets():
+    assert set(SUITE.presets) == set(PRESET_NAMES)
+    paper = SUITE.presets["paper"]
+    assert (paper["num_layers"], paper["hidden_size"], paper["num_heads"], paper["intermediate_size"]) == (12, 768, 12, 3072)
+    assert (paper["seq_len"], paper["global_batch_size"], paper["steps"], paper["mask_probability"]) == (512, 256, 500_000, 0.15)
+    assert SUITE.target_values["paper"] == 0.70 and SUITE.target_metric == "mlm_accuracy" and SUITE.higher_is_better
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("optimizer", names())
+def test_every_builtin_optimizer_has_defaults_the_engine_accepts(preset, optimizer):
+    resolved = resolve_config(SUITE, preset, get_spec(optimizer), {})
+    defaults = SUITE.optimizer_defaults(optimizer, resolved.suite_config)
+    assert "lr" in defaults and defaults["lr"] > 0
+    assert resolved.hyperparameters["lr"] == defaults["lr"]
+
+
+def test_paper_defaults_are_the_papers():
+    paper = SUITE.presets["paper"]
+    adam = SUITE.optimizer_defaults("adam", paper)
+    assert (adam["lr"], adam["beta1"], adam["beta2"]) == (1e-4, 0.9, 0.999)
+    nigt = SUITE.optimizer_defaults("nigt", paper)
+    recipe = {**PAPER_RECIPE_HYPERPARAMETERS, "policy.excluded_lr_multiplier": PAPER_RECIPE_POLICY.excluded_lr_multiplier}
+    assert nigt == {"lr": 1e-3, "beta": 0.9, **recipe}
+
+
+def test_unknown_plugin_optimizers_get_no_opinion():
+    assert SUITE.optimizer_defaults("my_plugin_optimizer", SUITE.presets["small"]) == {}
+
+
+def test_schedule_is_linear_warmup_then_linear_decay(ci_task):
+    schedule = SUITE.schedule("nigt", {**SUITE.presets["ci"], "warmup_steps": 2}, ci_task)
+    total = ci_task.total_steps
+    assert schedule.multiplier(0) == pytest.approx(0.5) and schedule.multiplier(1) == pytest.approx(1.0)
+    assert schedule.multiplier(total - 1) == pytest.approx(1 / total)
+    assert (schedule.kind, schedule.power, schedule.total_steps) == ("poly", 1.0, total)
+
+
+def test_offline_corpus_is_deterministic_deduplicated_and_capped():
+    first = python_docs_corpus(["pydoc_topics"], max_chars=50_000)
+    assert first == python_docs_corpus(["pydoc_topics"], max_chars=50_000)
+    assert len(set(" ".join(d.split()) for d in first)) == len(first)
+    assert 50_000 <= sum(map(len, first)) < 50_000 + max(map(len, first))
+    assert not any(line.lstrip().startswith(">>>") for doc in first for line in doc.splitlines())
+    with pytest.raises(ValueError, match="corpus_sources"):
+        python_docs_corpus(["wikipedia"])
+
+
+def test_cached_artifacts_are_built_once_and_failures_leave_nothing(tmp_path):
+    calls = []
+
+    def build(out):
+        calls.append(out)
+        (out / "data.txt").write_text("x")
+
+    first = cached_directory(tmp_path, "thing", {"a": 1}, build)
+    second = cached_directory(tmp_path, "thing", {"a": 1}, build)
+    other = cached_directory(tmp_path, "thing", {"a": 2}, build)
+    assert first == second != other and len(calls) == 2 and (first / "data.txt").read_text() == "x"
+
+    def broken(out):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cached_directory(tmp_path, "broken", {}, broken)
+    assert not list(tmp_path.glob("*broken*")), "no half-built artifact remains"
