@@ -41,7 +41,10 @@ STEPS = 10
 RESUME_STEPS = 40  # the killed run: long enough to be killed halfway
 TOLERANCE = dict(rtol=1e-5, atol=2e-5)  # float32, sums taken in another order
 # bf16 compute: a last-bit difference in an fp32 weight can round its bf16 copy the other way
-BF16_TOLERANCE = dict(rtol=1e-3, atol=1e-4)
+# bf16 autocast rounds activations to 8 significant bits; a reduction taken in another order can flip
+# one rounding and turn a normalized update slightly. Bound: a tenth of one step of size lr = 1e-2.
+# (Observed 2e-7 .. 3e-4. The exactness claim is the fp32 tests above.)
+BF16_TOLERANCE = dict(rtol=1e-3, atol=1e-3)
 
 
 # --- configuration and refusals (no processes launched) -------------------------------------------
