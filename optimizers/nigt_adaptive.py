@@ -152,6 +152,9 @@ class NIGTAdaptive(LeanNIGT):
         previous = next((self.state[p] for _, p, _ in unit["members"] if "G" in self.state[p]), None)
         t = previous["t"] + 1 if previous else 1
         observed = max(combined_norm(unit["first"]), combined_norm(unit["second"]))
+        if not math.isfinite(observed):  # as the other normalized optimizers: no step; the loss shows it
+            unit["eta"] = None
+            return
         g_hat = unit["g"] if unit["g"] > 0.0 else max(observed, previous["g_hat"] if previous else 0.0)
         if not g_hat > 0.0:
             unit["eta"] = None

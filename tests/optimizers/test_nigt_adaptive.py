@@ -280,3 +280,16 @@ def test_closure_runs_with_grad_on_a_real_model():
 def test_bad_hyperparameters_name_the_culprit(kwargs, named):
     with pytest.raises(ValueError, match=f"'{named}'"):
         create("nigt_adaptive", [torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_non_finite_gradient_takes_no_step_instead_of_raising():
+    """An inf gradient norm must not crash the step (the engine then sees the NaN loss: diverged)."""
+    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    optimizer = create("nigt_adaptive", [p])
+
+    def closure():
+        p.grad = torch.full_like(p, float("inf"))
+        return torch.tensor(float("nan"))
+
+    optimizer.step(closure)
+    assert torch.equal(p.detach(), torch.ones(3, dtype=torch.float64))
