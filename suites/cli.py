@@ -39,7 +39,8 @@ def list_optimizers(show_all: bool) -> None:
         print(f"{'':<16} paper: {spec.paper or '-'}")
         print(f"{'':<16} {'; '.join(flags)}")
         for h in spec.hyperparameters:
-            print(f"{'':<18}{h.name} = {_format_value(h.default):<10} {h.accepted()}" + (f"  ({h.help})" if h.help else ""))
+            setting = f"{h.name} = {_format_value(h.default)}"
+            print(f"{'':<18}{setting:<32} {h.accepted()}" + (f"  ({h.help})" if h.help else ""))
         print()
     for source, error in plugin_errors().items():
         print(f"could not load {source}: {error}", file=sys.stderr)
