@@ -5,6 +5,9 @@ Protocols (recorded in each run's config and shown in the report):
   tuning    (--tune) one run per learning rate of the optimizer's grid (the paper's 1e-5 ... 1 unless
             its registry entry narrows it), on a separate tuning seed; the best lr on the suite's
             validation metric is chosen (diverged or failed runs rank last) ...
+            At the paper preset the whole grid is tried; at smaller presets (--tune-grid local) only
+            the grid points within a factor 10 of the suite's default lr, plus that default, so that
+            tuning fits a CPU (about 3 lrs instead of 6).
   final     ... and rerun on seeds 0..N-1 for the reported numbers.
 Experiment suites (memory, small-batch variance) are not tuned: they sweep what they need inside.
 
@@ -34,10 +37,13 @@ from .engine import RunRequest, plan_run
 from .run_dir import FINISHED_STATUSES, atomic_write_json, read_summary, safe_name
 
 RUN_MODULE = "nightbench.suites.cli"  # each run is `python -m RUN_MODULE run ...` in its own process
-TUNING_SEED = 1000
+TUNING_SEED = 1000  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
 # Small runs scale poorly across threads, so parallel single-thread runs use the cores best; capped
 # because a BERT-Base memory measurement takes ~3 GB per process.
-DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
+# --tune-grid local: the grid points within this factor of the suite's default lr (plus the default).
+LOCAL_TUNING_WINDOW = 10.0
+FULL_GRID_PRESETS = {"paper"}  # presets whose default is the whole registry grid
 # Suites whose result does not depend on the seed (measurements, not training): one seed is enough.
 SEED_INDEPENDENT_SUITES = {"memory_overhead"}
 
@@ -57,6 +63,9 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                    help=f"runs in parallel, one process each, sharing the cores (default {DEFAULT_JOBS})")
     p.add_argument("--tune", action="store_true", help="the paper's protocol: lr grid, pick the best, rerun with seeds")
+    p.add_argument("--tune-grid", choices=("full", "local"), default=None,
+                   help="full: the optimizer's whole lr grid; local: its points within 10x of the suite's "
+                        "default lr, plus the default (default: full at the paper preset, local otherwise)")
     p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="suite preset overrides for every run")
     p.add_argument("--results", default="results", help="results root (default ./results)")
@@ -152,16 +161,43 @@ def plan_default(args, suites: list[str], optimizers: list[str], overrides: dict
     return runs
 
 
+def tuning_grid(grid, default_lr: float, window: float | None) -> list[float]:
+    """The learning rates to try: the whole grid (window None), else the grid points within a factor
+    `window` of the default lr, plus the default itself (so tuning never loses the untuned setting)."""
+    if window is None:
+        return sorted(set(float(lr) for lr in grid))
+    low, high = default_lr / window, default_lr * window
+    tolerance = 1e-9  # 1e-3 * 10 is not exactly 1e-2 in floating point
+    points = {float(lr) for lr in grid if low * (1 - tolerance) <= lr <= high * (1 + tolerance)}
+    points.add(float(default_lr))
+    return sorted(points)
+
+
+def _tuning_window(args) -> float | None:
+    grid = args.tune_grid or ("full" if args.preset in FULL_GRID_PRESETS else "local")
+    return None if grid == "full" else LOCAL_TUNING_WINDOW
+
+
 def run_tuning(args, suites: list[str], optimizers: list[str], overrides: dict) -> dict[str, int]:
     """Tuning grid per (training suite, optimizer), choose the best lr, then the final seeds."""
     training = [s for s in suites if get_suite(s).kind == "training"]
     others = [s for s in suites if s not in training]
+    window = _tuning_window(args)
     grid_runs: dict[tuple[str, str], list[PlannedRun]] = {}
+    untunable: list[tuple[str, str]] = []
     for suite in training:
         for optimizer in optimizers:
+            default_request = _request(args, suite, optimizer, TUNING_SEED, "tuning", overrides)
+            default_lr = plan_run(default_request)[2].hyperparameters.get("lr")
+            if not isinstance(default_lr, (int, float)) or isinstance(default_lr, bool) or default_lr <= 0:
+                print(f"[tuning] {suite}/{optimizer}: no positive 'lr' hyperparameter to tune; "
+                      f"its defaults are rerun on the final seeds", flush=True)
+                untunable.append((suite, optimizer))
+                continue
+            lrs = tuning_grid(get_spec(optimizer).lr_grid, float(default_lr), window)
             grid_runs[(suite, optimizer)] = [
                 _planned(_request(args, suite, optimizer, TUNING_SEED, "tuning", {**overrides, "lr": lr}))
-                for lr in get_spec(optimizer).lr_grid
+                for lr in lrs
             ]
     counts = execute_all([r for runs in grid_runs.values() for r in runs], args.jobs, Path(args.results), "tuning")
     finals = []
@@ -175,6 +211,8 @@ def run_tuning(args, suites: list[str], optimizers: list[str], overrides: dict) 
         print(f"[tuning] {suite_name}/{optimizer}: best lr {lr}", flush=True)
         finals += [_planned(_request(args, suite_name, optimizer, seed, "final", {**overrides, "lr": lr}))
                    for seed in range(args.seeds)]
+    for suite_name, optimizer in untunable:
+        finals += [_planned(_request(args, suite_name, optimizer, seed, "final", overrides)) for seed in range(args.seeds)]
     finals += plan_default(args, others, optimizers, overrides)
     for key, value in execute_all(finals, args.jobs, Path(args.results), "final").items():
         counts[key] = counts.get(key, 0) + value
@@ -186,6 +224,8 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
 
     if args.seeds is None:
         args.seeds = 3 if args.tune else 2  # the tuning protocol reports 3 seeds by default
+    if args.tune_grid and not args.tune:
+        raise ConfigError(f"--tune-grid {args.tune_grid} applies only with --tune (add --tune, or drop --tune-grid)")
     if args.jobs < 1 or args.seeds < 1:
         raise ConfigError(f"--jobs and --seeds must be >= 1 (got jobs={args.jobs}, seeds={args.seeds})")
     for path in args.optimizer_file or []:

@@ -7,14 +7,19 @@ The ratio is 1 where ||w|| or ||u|| is 0; groups with layer_adaptation=False use
 
 from __future__ import annotations
 
-import copy
-import math
-
 import pytest
 import torch
 
 from nightbench.optimizers import ParamGroupPolicy, create
 from nightbench.optimizers.lamb import Lamb
+
+from .conformance import (
+    assert_resume_is_bit_identical,
+    max_relative_error,
+    oscillating_schedule,
+    point_gradient,
+    run_packaged,
+)
 
 STEPS = 220
 SHAPES = [(6, 5), (5,), (4, 3, 2), (7,), (3, 8)]
@@ -34,15 +39,6 @@ def make_params(seed: int, transposed: bool = False) -> list[torch.Tensor]:
     return params
 
 
-def gradient(w: torch.Tensor, index: int, step: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(1000 * step + index)
-    return 0.3 * w + torch.sin(w) + 0.5 * torch.randn(w.shape, generator=gen, dtype=torch.float64)
-
-
-def schedule(step: int, base: float) -> float:
-    return base * min(1.0, (step + 1) / 20) * (1.0 + 0.5 * math.sin(0.3 * step))
-
-
 def reference_lamb(params, groups, steps, base_lrs, hp):
     """The formula, written plainly with fresh tensors."""
     b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
@@ -51,7 +47,7 @@ def reference_lamb(params, groups, steps, base_lrs, hp):
     v = [torch.zeros_like(x) for x in w]
     index = {id(p): i for i, p in enumerate(params)}
     for t in range(1, steps + 1):
-        grads = [gradient(w[i], i, t - 1) for i in range(len(w))]
+        grads = [point_gradient(w[i], i, t - 1) for i in range(len(w))]
         for group, base in zip(groups, base_lrs):
             for p in group["params"]:
                 i = index[id(p)]
@@ -67,21 +63,8 @@ def reference_lamb(params, groups, steps, base_lrs, hp):
                     else:
                         phi = wn
                     ratio = 1.0 if wn == 0 or un == 0 else phi / un
-                w[i] = w[i] - schedule(t - 1, base) * ratio * u
+                w[i] = w[i] - oscillating_schedule(t - 1, base) * ratio * u
     return w
-
-
-def run_packaged(optimizer, params, steps, base_lrs, start=0):
-    for t in range(start, start + steps):
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = schedule(t, base)
-        for i, p in enumerate(params):
-            p.grad = gradient(p.detach(), i, t)
-        optimizer.step()
-
-
-def max_relative_error(got, expected) -> float:
-    return max(((a.detach() - b).norm() / b.norm()).item() for a, b in zip(got, expected))
 
 
 CASES = {
@@ -150,24 +133,7 @@ def test_zero_gradient_with_decay_shrinks_weights_by_the_trust_ratio():
 
 
 def test_state_dict_resume_gives_the_same_parameters():
-    params = make_params(seed=4)
-
-    def build(ps):
-        return create("lamb", ps, lr=0.02, weight_decay=0.01)
-
-    optimizer = build(params)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    run_packaged(optimizer, params, 30, base_lrs)
-    saved_params = [p.detach().clone() for p in params]
-    saved_state = copy.deepcopy(optimizer.state_dict())
-    run_packaged(optimizer, params, 30, base_lrs, start=30)
-
-    resumed = [torch.nn.Parameter(p.clone()) for p in saved_params]
-    optimizer2 = build(resumed)
-    optimizer2.load_state_dict(saved_state)
-    run_packaged(optimizer2, resumed, 30, base_lrs, start=30)
-    for a, b in zip(params, resumed):
-        assert torch.equal(a.detach(), b.detach())
+    assert_resume_is_bit_identical(lambda ps: create("lamb", ps, lr=0.02, weight_decay=0.01), make_params(seed=4))
 
 
 def test_float32_matches_float64_closely():

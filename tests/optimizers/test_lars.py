@@ -7,14 +7,19 @@ Groups with layer_adaptation=False use local = 1.
 
 from __future__ import annotations
 
-import copy
-import math
-
 import pytest
 import torch
 
 from nightbench.optimizers import ParamGroupPolicy, create
 from nightbench.optimizers.lars import Lars
+
+from .conformance import (
+    assert_resume_is_bit_identical,
+    max_relative_error,
+    oscillating_schedule,
+    point_gradient,
+    run_packaged,
+)
 
 STEPS = 220
 SHAPES = [(6, 5), (5,), (4, 3, 2), (7,), (3, 8)]
@@ -33,24 +38,13 @@ def make_params(seed: int, transposed: bool = False) -> list[torch.Tensor]:
     return params
 
 
-def gradient(w: torch.Tensor, index: int, step: int) -> torch.Tensor:
-    """A gradient that depends on the point (so errors would propagate) plus seeded noise."""
-    gen = torch.Generator().manual_seed(1000 * step + index)
-    return 0.3 * w + torch.sin(w) + 0.5 * torch.randn(w.shape, generator=gen, dtype=torch.float64)
-
-
-def schedule(step: int, base: float) -> float:
-    """A time-varying learning rate (warmup-like ramp, then oscillation)."""
-    return base * min(1.0, (step + 1) / 20) * (1.0 + 0.5 * math.sin(0.3 * step))
-
-
 def reference_lars(params, groups, steps, base_lrs, momentum, trust_coefficient):
     """The formula, written plainly with fresh tensors (no in-place tricks)."""
     w = [p.detach().clone() for p in params]
     v = [torch.zeros_like(x) for x in w]
     index = {id(p): i for i, p in enumerate(params)}
     for t in range(steps):
-        grads = [gradient(w[i], i, t) for i in range(len(w))]
+        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
         for group, base in zip(groups, base_lrs):
             lam = group["weight_decay"]
             for p in group["params"]:
@@ -61,22 +55,9 @@ def reference_lars(params, groups, steps, base_lrs, momentum, trust_coefficient)
                     local = 1.0 if wn == 0 or denom == 0 else trust_coefficient * wn / denom
                 else:
                     local = 1.0
-                v[i] = momentum * v[i] + schedule(t, base) * local * (grads[i] + lam * w[i])
+                v[i] = momentum * v[i] + oscillating_schedule(t, base) * local * (grads[i] + lam * w[i])
                 w[i] = w[i] - v[i]
     return w
-
-
-def run_packaged(optimizer, params, steps, base_lrs, start=0):
-    for t in range(start, start + steps):
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = schedule(t, base)
-        for i, p in enumerate(params):
-            p.grad = gradient(p.detach(), i, t)
-        optimizer.step()
-
-
-def max_relative_error(got, expected) -> float:
-    return max(((a.detach() - b).norm() / b.norm()).item() for a, b in zip(got, expected))
 
 
 @pytest.fixture
@@ -177,24 +158,8 @@ def test_zero_gradient_without_decay_leaves_weights_alone():
 
 
 def test_state_dict_resume_gives_the_same_parameters():
-    params = make_params(seed=3)
-
-    def build(ps):
-        return create("lars", ps, lr=2.0, weight_decay=1e-3, trust_coefficient=0.02)
-
-    optimizer = build(params)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    run_packaged(optimizer, params, 30, base_lrs)
-    saved_params = [p.detach().clone() for p in params]
-    saved_state = copy.deepcopy(optimizer.state_dict())
-    run_packaged(optimizer, params, 30, base_lrs, start=30)
-
-    resumed = [torch.nn.Parameter(p.clone()) for p in saved_params]
-    optimizer2 = build(resumed)
-    optimizer2.load_state_dict(saved_state)
-    run_packaged(optimizer2, resumed, 30, base_lrs, start=30)
-    for a, b in zip(params, resumed):
-        assert torch.equal(a.detach(), b.detach())
+    assert_resume_is_bit_identical(lambda ps: create("lars", ps, lr=2.0, weight_decay=1e-3, trust_coefficient=0.02),
+                                   make_params(seed=3))
 
 
 def test_closure_loss_is_returned_and_grads_are_not_modified():

@@ -10,39 +10,16 @@ import torch
 
 from nightbench.optimizers import create, evaluation_weights, get_spec
 
-SHAPES = [(5, 4), (7,), (2, 3, 2), (6,)]  # the last tensor goes into the excluded group
-EXCLUDED_LR_MULTIPLIER = 10.0
-STEPS = 200
-
-
-class NoisyProblem:
-    """Gradients of a random nonlinear objective (quadratic + sine terms) plus seeded noise."""
-
-    def __init__(self, seed: int, noise: float = 0.3):
-        gen = torch.Generator().manual_seed(seed)
-        self.seed, self.noise, self.mats, self.offsets = seed, noise, [], []
-        for shape in SHAPES:
-            n = math.prod(shape)
-            q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-            self.mats.append(q @ torch.diag(torch.rand(n, generator=gen, dtype=torch.float64) * 2) @ q.T)
-            self.offsets.append(torch.randn(shape, generator=gen, dtype=torch.float64))
-
-    def initial(self, dtype=torch.float64) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in SHAPES]
-
-    def grads(self, ws, step: int) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + step)
-        out = []
-        for w, a, b in zip(ws, self.mats, self.offsets):
-            w64 = w.double()
-            g = (a @ w64.reshape(-1)).reshape(w.shape) + b + 0.5 * torch.sin(3 * w64)
-            out.append((g + self.noise * torch.randn(w.shape, generator=gen, dtype=torch.float64)).to(w.dtype))
-        return out
-
-
-def lr_schedule(step: int) -> float:
-    return min(1.0, (step + 1) / 20) * (1.0 - step / (STEPS + 50))
+from .conformance import (
+    EXCLUDED_LR_MULTIPLIER,
+    STEPS,
+    NoisyProblem,
+    group_lrs,
+    lr_schedule,
+    make_groups,
+    naive_step_factors,
+    relative_error,
+)
 
 
 def constant_beta(t: int) -> float:
@@ -51,25 +28,6 @@ def constant_beta(t: int) -> float:
 
 def varying_beta(t: int) -> float:
     return 0.5 + 0.45 * math.sin(0.1 * t) ** 2
-
-
-def group_lrs(base_lr: float, step: int) -> list[float]:
-    lr = base_lr * lr_schedule(step)
-    return [lr] * (len(SHAPES) - 1) + [lr * EXCLUDED_LR_MULTIPLIER]
-
-
-def naive_step_factors(directions, weights, norm, weight_norm_scaling):
-    """r_i from the definitions over the adapted tensors; 1 for the excluded one."""
-    adapted = range(len(SHAPES) - 1)
-    if norm == "global":
-        d = math.sqrt(sum(float((directions[i] ** 2).sum()) for i in adapted))
-        w = math.sqrt(sum(float((weights[i] ** 2).sum()) for i in adapted))
-        dn, wn = [d] * len(adapted), [w] * len(adapted)
-    else:
-        dn = [float(directions[i].norm()) for i in adapted]
-        wn = [float(weights[i].norm()) for i in adapted]
-    factors = [0.0 if d == 0 else (w if (weight_norm_scaling and w > 0) else 1.0) / d for d, w in zip(dn, wn)]
-    return factors + [1.0]
 
 
 def naive_nigt(problem, base_lr, beta_of, norm, weight_norm_scaling, weight_decay, steps=STEPS):
@@ -94,11 +52,7 @@ def naive_nigt(problem, base_lr, beta_of, norm, weight_norm_scaling, weight_deca
 
 
 def make_optimizer(params, base_lr, **hp):
-    groups = [
-        {"params": params[:-1], "weight_decay": hp.get("weight_decay", 0.0), "layer_adaptation": True},
-        {"params": params[-1:], "weight_decay": 0.0, "layer_adaptation": False},
-    ]
-    return create("nigt", groups, lr=base_lr, **hp)
+    return create("nigt", make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, **hp)
 
 
 def run(problem, optimizer, params, base_lr, start, stop, beta_of=constant_beta, swap_every=0, each_step=None):
@@ -117,11 +71,6 @@ def run(problem, optimizer, params, base_lr, start, stop, beta_of=constant_beta,
             optimizer.eval()  # idempotent
             optimizer.train()
     return params
-
-
-def relative_error(actual, expected) -> float:
-    scale = max(float(e.abs().max()) for e in expected)
-    return max(float((a - e).abs().max()) for a, e in zip(actual, expected)) / scale
 
 
 # Weight-norm scaling runs at a smaller lr: at 0.05 (steps of 5% of ||w||, extrapolated 10x) the

@@ -10,36 +10,15 @@ import torch
 
 from nightbench.optimizers import create, get_spec
 
-SHAPES = [(5, 4), (7,), (2, 3, 2), (6,)]  # the last tensor goes into the excluded group
-EXCLUDED_LR_MULTIPLIER = 10.0
-STEPS = 200
-
-
-class NoisyProblem:
-    """Gradients of a random nonlinear objective plus noise seeded by (step, half-batch)."""
-
-    def __init__(self, seed: int, noise: float = 0.5):
-        gen = torch.Generator().manual_seed(seed)
-        self.seed, self.noise, self.mats, self.offsets = seed, noise, [], []
-        for shape in SHAPES:
-            n = math.prod(shape)
-            q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-            self.mats.append(q @ torch.diag(torch.rand(n, generator=gen, dtype=torch.float64) * 2) @ q.T)
-            self.offsets.append(torch.randn(shape, generator=gen, dtype=torch.float64))
-
-    def initial(self) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        return [torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES]
-
-    def grads(self, ws, step: int, half: int) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + 2 * step + half)
-        return [(a @ w.reshape(-1)).reshape(w.shape) + b + 0.5 * torch.sin(3 * w)
-                + self.noise * torch.randn(w.shape, generator=gen, dtype=torch.float64)
-                for w, a, b in zip(ws, self.mats, self.offsets)]
-
-
-def lr_schedule(step: int) -> float:
-    return min(1.0, (step + 1) / 20) * (1.0 - step / (STEPS + 50))
+from .conformance import (
+    EXCLUDED_LR_MULTIPLIER,
+    SHAPES,
+    STEPS,
+    NoisyProblem,
+    lr_schedule,
+    make_groups,
+    relative_error,
+)
 
 
 def norm_of(tensors) -> float:
@@ -105,11 +84,7 @@ def naive_algorithm_2(problem, C, g, norm, weight_norm_scaling, weight_decay, mo
 
 
 def make_optimizer(params, **hp):
-    groups = [
-        {"params": params[:-1], "weight_decay": hp.get("weight_decay", 0.0), "layer_adaptation": True},
-        {"params": params[-1:], "weight_decay": 0.0, "layer_adaptation": False},
-    ]
-    return create("nigt_adaptive", groups, lr=1.0, **hp)
+    return create("nigt_adaptive", make_groups(params, hp.get("weight_decay", 0.0)), lr=1.0, **hp)
 
 
 def half_batch_closure(problem, params, step_of, calls):
@@ -140,11 +115,6 @@ def run(problem, optimizer, params, start, stop, each_step=None):
     return params, calls
 
 
-def relative_error(actual, expected) -> float:
-    scale = max(float(e.abs().max()) for e in expected)
-    return max(float((a - e).abs().max()) for a, e in zip(actual, expected)) / scale
-
-
 CONFIGS = [  # norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean
     ("layer", False, 0.0, 0.0, 0.0, False),
     ("layer", True, 0.01, 0.3, 20.0, True),
@@ -155,7 +125,7 @@ CONFIGS = [  # norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean
 
 @pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay,C,g,momentum_from_mean", CONFIGS)
 def test_matches_naive_algorithm_2(norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean):
-    problem = NoisyProblem(seed=21)
+    problem = NoisyProblem(seed=21, noise=0.5)
     hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay, C=C, g=g,
               momentum_from_mean=momentum_from_mean)
     expected = naive_algorithm_2(problem, **hp)
@@ -174,7 +144,7 @@ def test_matches_naive_algorithm_2(norm, weight_norm_scaling, weight_decay, C, g
 
 
 def test_default_C_is_the_documented_formula():
-    problem = NoisyProblem(seed=22)
+    problem = NoisyProblem(seed=22, noise=0.5)
     g = 12.0
     implicit = problem.initial()
     run(problem, make_optimizer(implicit, C=0.0, g=g), implicit, 0, 20)
@@ -184,7 +154,7 @@ def test_default_C_is_the_documented_formula():
 
 
 def test_resume_from_state_dict_is_bit_identical():
-    problem = NoisyProblem(seed=23)
+    problem = NoisyProblem(seed=23, noise=0.5)
     hp = dict(norm="global", weight_norm_scaling=True)
     straight = problem.initial()
     run(problem, make_optimizer(straight, **hp), straight, 0, 60)
@@ -203,7 +173,7 @@ def test_resume_from_state_dict_is_bit_identical():
 
 
 def test_state_is_one_momentum_slot_plus_scalars():
-    problem = NoisyProblem(seed=24)
+    problem = NoisyProblem(seed=24, noise=0.5)
     params = problem.initial()
     optimizer = make_optimizer(params)
     run(problem, optimizer, params, 0, 2)

@@ -3,78 +3,21 @@
 from __future__ import annotations
 
 import io
-import math
 
 import pytest
 import torch
 
 from nightbench.optimizers import create, get_spec
 
-SHAPES = [(5, 4), (7,), (2, 3, 2), (6,)]  # the last tensor goes into the excluded group
-EXCLUDED_LR_MULTIPLIER = 10.0
-STEPS = 200
-
-
-class NoisyProblem:
-    """Gradients of a random nonlinear objective (quadratic + sine terms) plus seeded noise."""
-
-    def __init__(self, seed: int, noise: float = 0.3):
-        gen = torch.Generator().manual_seed(seed)
-        self.seed, self.noise = seed, noise
-        self.mats, self.offsets = [], []
-        for shape in SHAPES:
-            n = math.prod(shape)
-            q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-            self.mats.append(q @ torch.diag(torch.rand(n, generator=gen, dtype=torch.float64) * 2) @ q.T)
-            self.offsets.append(torch.randn(shape, generator=gen, dtype=torch.float64))
-
-    def initial(self, dtype=torch.float64) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in SHAPES]
-
-    def grads(self, ws: list[torch.Tensor], step: int) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + step)
-        out = []
-        for w, a, b in zip(ws, self.mats, self.offsets):
-            w64 = w.double()
-            g = (a @ w64.reshape(-1)).reshape(w.shape) + b + 0.5 * torch.sin(3 * w64)
-            out.append((g + self.noise * torch.randn(w.shape, generator=gen, dtype=torch.float64)).to(w.dtype))
-        return out
-
-
-def lr_schedule(step: int) -> float:
-    """Warmup then decay: the learning rate changes every step."""
-    return min(1.0, (step + 1) / 20) * (1.0 - step / (STEPS + 50))
-
-
-def make_groups(params, weight_decay):
-    return [
-        {"params": params[:-1], "weight_decay": weight_decay, "layer_adaptation": True},
-        {"params": params[-1:], "weight_decay": 0.0, "layer_adaptation": False},
-    ]
-
-
-def group_lrs(base_lr: float, step: int) -> list[float]:
-    """Per-tensor lr at a step: the regular group's, and x10 for the excluded tensor."""
-    lr = base_lr * lr_schedule(step)
-    return [lr] * (len(SHAPES) - 1) + [lr * EXCLUDED_LR_MULTIPLIER]
-
-
-def naive_step_factors(directions, weights, norm, weight_norm_scaling):
-    """r_i straight from the definitions: adapted tensors only, 1 for the excluded one."""
-    adapted = range(len(SHAPES) - 1)
-    if norm == "global":
-        d = math.sqrt(sum(float((directions[i] ** 2).sum()) for i in adapted))
-        w = math.sqrt(sum(float((weights[i] ** 2).sum()) for i in adapted))
-        dn, wn = [d] * len(adapted), [w] * len(adapted)
-    else:
-        dn = [float(directions[i].norm()) for i in adapted]
-        wn = [float(weights[i].norm()) for i in adapted]
-    factors = []
-    for d, w in zip(dn, wn):
-        scale = w if (weight_norm_scaling and w > 0) else 1.0
-        factors.append(0.0 if d == 0 else scale / d)
-    return factors + [1.0]
+from .conformance import (
+    EXCLUDED_LR_MULTIPLIER,
+    STEPS,
+    NoisyProblem,
+    group_lrs,
+    lr_schedule,
+    make_groups,
+    naive_step_factors,
+)
 
 
 def naive_run(problem, beta, base_lr, norm, weight_norm_scaling, weight_decay, steps=STEPS):

@@ -9,13 +9,18 @@ adam:  g' = g + lam w (L2) or g' = g with w <- w (1 - eta_t lam) first (decouple
 
 from __future__ import annotations
 
-import copy
-import math
-
 import pytest
 import torch
 
 from nightbench.optimizers import ParamGroupPolicy, create
+
+from .conformance import (
+    assert_resume_is_bit_identical,
+    max_relative_error,
+    oscillating_schedule,
+    point_gradient,
+    run_packaged,
+)
 
 STEPS = 210
 SHAPES = [(6, 5), (5,), (4, 3, 2), (7,)]
@@ -26,41 +31,19 @@ def make_params(seed: int) -> list[torch.Tensor]:
     return [torch.nn.Parameter(torch.randn(s, generator=gen, dtype=torch.float64)) for s in SHAPES]
 
 
-def gradient(w: torch.Tensor, index: int, step: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(1000 * step + index)
-    return 0.3 * w + torch.sin(w) + 0.5 * torch.randn(w.shape, generator=gen, dtype=torch.float64)
-
-
-def schedule(step: int, base: float) -> float:
-    return base * min(1.0, (step + 1) / 20) * (1.0 + 0.5 * math.sin(0.3 * step))
-
-
-def run_packaged(optimizer, params, steps, base_lrs, start=0):
-    for t in range(start, start + steps):
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = schedule(t, base)
-        for i, p in enumerate(params):
-            p.grad = gradient(p.detach(), i, t)
-        optimizer.step()
-
-
-def max_relative_error(got, expected) -> float:
-    return max(((a.detach() - b).norm() / b.norm()).item() for a, b in zip(got, expected))
-
-
 def reference_sgd(params, groups, base_lrs, momentum, nesterov):
     w = [p.detach().clone() for p in params]
     b = [None] * len(w)
     index = {id(p): i for i, p in enumerate(params)}
     for t in range(STEPS):
-        grads = [gradient(w[i], i, t) for i in range(len(w))]
+        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
         for group, base in zip(groups, base_lrs):
             for p in group["params"]:
                 i = index[id(p)]
                 d = grads[i] + group["weight_decay"] * w[i]
                 b[i] = d if b[i] is None else momentum * b[i] + d
                 direction = d + momentum * b[i] if nesterov else b[i]
-                w[i] = w[i] - schedule(t, base) * direction
+                w[i] = w[i] - oscillating_schedule(t, base) * direction
     return w
 
 
@@ -70,9 +53,9 @@ def reference_adam(params, groups, base_lrs, b1, b2, eps, decoupled):
     v = [torch.zeros_like(x) for x in w]
     index = {id(p): i for i, p in enumerate(params)}
     for t in range(1, STEPS + 1):
-        grads = [gradient(w[i], i, t - 1) for i in range(len(w))]
+        grads = [point_gradient(w[i], i, t - 1) for i in range(len(w))]
         for group, base in zip(groups, base_lrs):
-            lr, lam = schedule(t - 1, base), group["weight_decay"]
+            lr, lam = oscillating_schedule(t - 1, base), group["weight_decay"]
             for p in group["params"]:
                 i = index[id(p)]
                 g = grads[i]
@@ -137,19 +120,7 @@ def test_nesterov_needs_momentum():
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
 def test_state_dict_resume_gives_the_same_parameters(name):
-    params = make_params(seed=3)
-    optimizer = create(name, params, lr=0.01, weight_decay=0.01)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    run_packaged(optimizer, params, 20, base_lrs)
-    saved_params = [p.detach().clone() for p in params]
-    saved_state = copy.deepcopy(optimizer.state_dict())
-    run_packaged(optimizer, params, 20, base_lrs, start=20)
-    resumed = [torch.nn.Parameter(p.clone()) for p in saved_params]
-    optimizer2 = create(name, resumed, lr=0.01, weight_decay=0.01)
-    optimizer2.load_state_dict(saved_state)
-    run_packaged(optimizer2, resumed, 20, base_lrs, start=20)
-    for a, b in zip(params, resumed):
-        assert torch.equal(a.detach(), b.detach())
+    assert_resume_is_bit_identical(lambda ps: create(name, ps, lr=0.01, weight_decay=0.01), make_params(seed=3), steps=20)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])

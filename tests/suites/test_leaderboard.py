@@ -10,7 +10,6 @@ import pytest
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites import leaderboard
 from nightbench.suites.cli import main
-from nightbench.suites.run_dir import read_summary
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path):
 def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, monkeypatch):
     spec = optimizer_registry.get_spec("sgd")
     monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": (1e-3, 0.05, 10.0)}))
-    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--seeds", "2") == 0
+    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--tune-grid", "full", "--seeds", "2") == 0
     runs = summaries(tmp_path)
     tuning = {c["hyperparameters"]["lr"]: s for c, s in runs.values() if c["protocol"] == "tuning"}
     finals = [(c, s) for c, s in runs.values() if c["protocol"] == "final"]
@@ -61,6 +60,38 @@ def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, 
     best = max(scores, key=scores.get)
     assert sorted(c["seed"] for c, _ in finals) == [0, 1]
     assert all(c["hyperparameters"]["lr"] == best and c["seed"] != leaderboard.TUNING_SEED for c, _ in finals)
+
+
+def test_local_tuning_grid_keeps_the_points_near_the_default_lr(toy_board, tmp_path, monkeypatch):
+    spec = optimizer_registry.get_spec("sgd")
+    grid = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+    monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": grid}))
+    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--seeds", "1") == 0  # ci preset: local grid
+    tried = sorted(c["hyperparameters"]["lr"] for c, _ in summaries(tmp_path).values() if c["protocol"] == "tuning")
+    assert tried == [1e-2, 0.05, 0.1]  # the toy suite's default sgd lr is 0.05
+
+
+def test_tuning_grid_window():
+    grid = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    assert leaderboard.tuning_grid(grid, 1e-3, None) == list(grid)
+    assert leaderboard.tuning_grid(grid, 1e-3, 10.0) == [1e-4, 1e-3, 1e-2]
+    assert leaderboard.tuning_grid(grid, 2.0, 10.0) == [1.0, 2.0]  # off-grid default joins its neighbours
+    assert leaderboard.tuning_grid(grid, 1e3, 10.0) == [1e3]  # nothing near: the default alone
+
+
+@pytest.mark.parametrize("preset, expected", [("paper", None), ("small", leaderboard.LOCAL_TUNING_WINDOW),
+                                              ("ci", leaderboard.LOCAL_TUNING_WINDOW)])
+def test_paper_preset_tunes_over_the_whole_grid(preset, expected):
+    args = type("Args", (), {"preset": preset, "tune_grid": None})()
+    assert leaderboard._tuning_window(args) == expected
+    args.tune_grid = "full"
+    assert leaderboard._tuning_window(args) is None
+
+
+def test_tune_grid_without_tune_is_refused(toy_board, tmp_path, capsys):
+    assert board(tmp_path, "--optimizers", "sgd", "--tune-grid", "full") == 2
+    assert "--tune-grid full applies only with --tune" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
