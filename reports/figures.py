@@ -59,6 +59,13 @@ def _legend(fig: Figure, ax) -> None:
         fig.legend(handles, labels, loc="outside right upper", frameon=False, fontsize="small")
 
 
+def legend_entries(fig: Figure) -> list[str]:
+    """The labels of a figure's legends as drawn (each optimizer once), with plot_label's escaping undone."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    labels = [text.get_text().replace(r"\$", "$") for legend in legends for text in legend.get_texts()]
+    return list(dict.fromkeys(labels))
+
+
 def _plain_log_ticks(axis) -> None:
     """Label a log axis 0.01, 0.1, 1 rather than 10^-2 ... (easier to read next to the tables)."""
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))

@@ -64,6 +64,7 @@ class FigureView:
     title: str
     uri: str
     caption: str
+    alt: str = ""  # the title and the legend's entries: what the image shows, for screen readers and tests
 
 
 @dataclass
@@ -108,10 +109,14 @@ def table_view(table: tables.Table) -> TableView:
                      f"{tables.slug(table.key)}.csv")
 
 
-def figure_view(key: str, title: str, fig: Any, caption: str) -> FigureView | None:
+def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "") -> FigureView | None:
     if fig is None:
         return None
-    return FigureView(key, title, figures.to_data_uri(fig), caption)
+    drawn = figures.legend_entries(fig)
+    alt = title + (f", {subject}" if subject else "") + "."
+    if drawn:
+        alt += f" Optimizers drawn: {', '.join(drawn)}."
+    return FigureView(key, title, figures.to_data_uri(fig), caption, alt)
 
 
 def _status_line(runs: pd.DataFrame) -> str:
@@ -143,11 +148,12 @@ def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataF
     has_target_metric = runs["target_metric"].notna().any()
     parts: list[tuple[str, Any]] = [
         ("figure", figure_view(f"curves-{slug}", "Learning curves" + label,
-                               figures.learning_curves(own["curves"], runs, suite, colors), CURVES_CAPTION)),
+                               figures.learning_curves(own["curves"], runs, suite, colors), CURVES_CAPTION,
+                               subject=suite)),
     ]
     if has_target_metric:
         sweep = figure_view(f"lr-{slug}", "Learning-rate sensitivity" + label,
-                            figures.lr_sensitivity(runs, suite, colors), SWEEP_CAPTION)
+                            figures.lr_sensitivity(runs, suite, colors), SWEEP_CAPTION, subject=suite)
         parts.append(("figure", sweep))
         if sweep is None:
             section.notes.append(f"No learning-rate sweep ran for this suite{label} (the leaderboard's --tune adds "
@@ -155,11 +161,13 @@ def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataF
     parts += [
         ("table", tables.floor_table(own["sbv"], runs)),
         ("figure", figure_view(f"floors-{slug}", "Gradient-norm floor against batch size" + label,
-                               figures.floor_vs_batch(own["sbv"], runs, colors), FLOOR_CAPTION)),
+                               figures.floor_vs_batch(own["sbv"], runs, colors), FLOOR_CAPTION,
+                               subject=suite)),
         ("table", tables.memory_table(own["memory"], runs)),
         ("table", tables.step_time_ratio_table(own["memory"], runs)),
         ("figure", figure_view(f"memory-{slug}", "Optimizer state per parameter" + label,
-                               figures.memory_bars(own["memory"], runs, colors), MEMORY_CAPTION)),
+                               figures.memory_bars(own["memory"], runs, colors), MEMORY_CAPTION,
+                               subject=suite)),
     ]
     for kind, item in parts:
         if item is None:

@@ -206,7 +206,11 @@ def _run_training(request, suite, spec, resolved, run_dir, config, device, cache
 def _run_experiment(request, suite, spec, resolved, run_dir, device, cache_dir) -> dict:
     log = MetricsLog(run_dir / "metrics.jsonl")
     progress = Progress(0, f"{suite.name}/{spec.name}", unit="unit", enabled=request.progress)
-    started = datetime.datetime.now().timestamp()
+    # On resume the clock continues from the last record of the earlier sessions: 'time' stays
+    # monotonic and wall_time counts the work they kept (work after their last record is redone).
+    earlier = max((float(r["time"]) for r in read_metrics(run_dir) if isinstance(r.get("time"), (int, float))),
+                  default=0.0)
+    started = datetime.datetime.now().timestamp() - earlier
 
     def make_optimizer(params, policy=None, **overrides):
         hp = {**resolved.hyperparameters, **overrides}

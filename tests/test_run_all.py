@@ -10,6 +10,8 @@ import html
 import json
 import os
 import subprocess
+import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,15 +20,66 @@ from nightbench.optimizers import names as optimizer_names
 from nightbench.suites.catalog import suite_names
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGIN = "run_all_sign_sgd"  # a user's optimizer, added with --optimizer-file
+PLUGIN_SOURCE = textwrap.dedent(f'''
+    import torch
+    from nightbench.optimizers import register_optimizer
+
+    @register_optimizer("{PLUGIN}")
+    class SignSGD(torch.optim.Optimizer):
+        def __init__(self, params, lr=1e-3):
+            super().__init__(params, dict(lr=lr))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad.sign(), alpha=-group["lr"])
+''')
+
+
+class TablesAndFigures(HTMLParser):
+    """Each <table>'s header cells and text, and each <img>'s alt text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self.alts: list[str] = []
+        self._in_table = self._in_th = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._in_table = True
+            self.tables.append({"headers": [], "text": ""})
+        elif tag == "th" and self._in_table:
+            self._in_th = True
+            self.tables[-1]["headers"].append("")
+        elif tag == "img":
+            self.alts.append(dict(attrs).get("alt", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_table = False
+        elif tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        if self._in_table:
+            self.tables[-1]["text"] += data + " "
+            if self._in_th:
+                self.tables[-1]["headers"][-1] += data
 
 
 @pytest.mark.slow
 def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_path):
     results = tmp_path / "results"
+    plugin = tmp_path / "my_opt.py"
+    plugin.write_text(PLUGIN_SOURCE)
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(["bash", str(REPO / "run_all.sh"), "--preset", "ci", "--seeds", "1", "--jobs", "2",
-                           "--results", str(results)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=1500)
+                           "--results", str(results), "--optimizer-file", str(plugin)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = results / "report-ci.html"
     assert f"report: {report.resolve()}" in done.stdout
@@ -35,7 +88,7 @@ def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_pat
     for summary_path in results.glob("*/ci/*/*/summary.json"):
         config = json.loads((summary_path.parent / "config.json").read_text())
         statuses[(config["suite"], config["optimizer"])] = json.loads(summary_path.read_text())["status"]
-    expected = {(s, o) for s in suite_names() for o in optimizer_names()}
+    expected = {(s, o) for s in suite_names() for o in [*optimizer_names(), PLUGIN]}
     assert set(statuses) == expected
     assert all(status in ("completed", "diverged") for status in statuses.values()), statuses
 
@@ -46,6 +99,18 @@ def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_pat
         assert optimizer in page
     assert "The paper" in page and "claims" in page
     assert page.count("<img") >= 4  # learning curves, floors, memory bars at least
+
+    # The plugin is in every table that lists optimizers and in every figure (its alt text names
+    # the legend's entries), exactly like the registered optimizers.
+    parser = TablesAndFigures()
+    parser.feed(report.read_text())
+    optimizer_tables = [t for t in parser.tables if "Optimizer" in t["headers"]]
+    assert len(optimizer_tables) >= 5  # bert, resnet leaderboards; floors; memory; step time; runs
+    for table in optimizer_tables:
+        assert PLUGIN in table["text"], table["headers"]
+    assert len(parser.alts) >= 4
+    for alt in parser.alts:
+        assert PLUGIN in alt, alt
 
     rerun = subprocess.run(["bash", str(REPO / "run_all.sh"), "--preset", "ci", "--seeds", "1", "--no-report",
                             "--results", str(results)], cwd=tmp_path, env=env, capture_output=True, text=True,

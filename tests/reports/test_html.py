@@ -90,6 +90,17 @@ def test_figures_embedded_as_png(page):
         assert image["alt"]
 
 
+def test_figure_alt_text_names_the_optimizers_drawn(page, synthetic):
+    _, parser = page
+    curves = [image["alt"] for image in parser.images if image["alt"].startswith("Learning curves")]
+    bert = next(alt for alt in curves if "bert_mlm" in alt)
+    assert synthetic.evil in bert and "adam" in bert and "nigt" in bert  # the plugin is drawn like any other
+    resnet = next(alt for alt in curves if "resnet50_imagenet" in alt)
+    assert synthetic.evil not in resnet and "sgd" in resnet  # it has no resnet runs
+    memory = next(image["alt"] for image in parser.images if image["alt"].startswith("Optimizer state"))
+    assert all(name in memory for name in synthetic.memory_copies)
+
+
 def _csv(parser, name) -> pd.DataFrame:
     link = next(link for link in parser.links if link.get("download") == name)
     head, payload = link["href"].split(",", 1)

@@ -231,7 +231,9 @@ def test_resume_skips_finished_units_and_ends_identical(tmp_path, monkeypatch):
                                     overrides=SMALL_MIX, results_root=str(tmp_path / "killed"), progress=False))
     (killed.run_dir / "summary.json").unlink()
     lines = (killed.run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (killed.run_dir / "metrics.jsonl").write_text("".join(lines[:3]))
+    kept = [json.loads(line) for line in lines[:3]]
+    kept[-1]["time"] = 1000.0  # as if the killed session had worked 1000 s before its third record
+    (killed.run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     calls = []
     original = sbv.run_unit
     monkeypatch.setattr(sbv, "run_unit", lambda unit, *a, **k: calls.append(unit.key) or original(unit, *a, **k))
@@ -239,6 +241,9 @@ def test_resume_skips_finished_units_and_ends_identical(tmp_path, monkeypatch):
     assert calls == [r["unit"] for r in records[3:]]
     assert without_time(resumed_records) == without_time(records)
     assert resumed.summary["final_metrics"] == full.summary["final_metrics"]
+    # the clock continues: the earlier session's time counts in wall_time and the new records follow it
+    assert all(r["time"] >= 1000.0 for r in resumed_records[3:])
+    assert resumed.summary["wall_time"] >= 1000.0
 
 
 @pytest.mark.parametrize("key, value, expected", [
