@@ -10,7 +10,6 @@ import html
 import json
 import os
 import subprocess
-import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,25 +17,11 @@ import pytest
 
 from nightbench.optimizers import names as optimizer_names
 from nightbench.suites.catalog import suite_names
+from tests.plugin_files import sign_sgd_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "run_all_sign_sgd"  # a user's optimizer, added with --optimizer-file
-PLUGIN_SOURCE = textwrap.dedent(f'''
-    import torch
-    from nightbench.optimizers import register_optimizer
-
-    @register_optimizer("{PLUGIN}")
-    class SignSGD(torch.optim.Optimizer):
-        def __init__(self, params, lr=1e-3):
-            super().__init__(params, dict(lr=lr))
-
-        @torch.no_grad()
-        def step(self, closure=None):
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.add_(p.grad.sign(), alpha=-group["lr"])
-''')
+PLUGIN_SOURCE = sign_sgd_plugin(PLUGIN, lr=1e-3)
 
 
 class TablesAndFigures(HTMLParser):

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites.cli import main
+from tests.plugin_files import sign_sgd_plugin
 
-PLUGIN = textwrap.dedent('''
-    import torch
-    from nightbench.optimizers import register_optimizer
-
-    @register_optimizer("cli_test_sign_sgd", paper="a test plugin")
-    class SignSGD(torch.optim.Optimizer):
-        """Sign SGD: w -= lr * sign(g)."""
-
-        def __init__(self, params, lr=0.01):
-            super().__init__(params, dict(lr=lr))
-
-        @torch.no_grad()
-        def step(self, closure=None):
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.add_(p.grad.sign(), alpha=-group["lr"])
-''')
+PLUGIN = sign_sgd_plugin("cli_test_sign_sgd", lr=0.01)
 
 
 @pytest.fixture
