@@ -86,19 +86,16 @@ def _described(name: str, interval: Interval) -> str:
 
 
 def difference_reason(diff: Difference, ours: str, theirs: str) -> str:
-    """The verdict's reason for one comparison, with the difference, its interval and the power."""
+    """The verdict's reason for one comparison: the difference, its interval, and the seeds it needs."""
     head = f"the difference {ours} − {theirs} is {diff.interval_text()}"
     outcome = diff.outcome
     if outcome == TOO_FEW:
-        return (f"fewer than two completed seeds on a side: no interval for the difference {ours} − {theirs} "
-                f"({fmt.number(diff.value, 2)}); {diff.seeds_text()}")
-    level = f"{diff.confidence:.0%}"
+        return f"fewer than two completed seeds on a side, so no interval: {head}; {diff.seeds_text()}"
     if outcome == BETTER:
-        return f"{head} ({diff.method} {level} interval), clear of zero on the better side; {diff.detectable_text()}"
+        return f"{head}, clear of zero on the better side"
     if outcome == WORSE:
-        return f"{head} ({diff.method} {level} interval), clear of zero on the worse side; {diff.detectable_text()}"
-    return (f"{head} ({diff.method} {level} interval, which overlaps zero); {diff.seeds_text()} "
-            f"({diff.detectable_text()})")
+        return f"{head}, clear of zero on the worse side"
+    return f"{head}, which overlaps zero; {diff.seeds_text()}"
 
 
 def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, ours: str, baseline: str,

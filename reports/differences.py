@@ -65,20 +65,36 @@ class Difference:
         return f"{value} [{_signed(self.low, digits)}, {_signed(self.high, digits)}]"
 
     def seeds_text(self) -> str:
-        """How many seeds per optimizer would detect the observed difference."""
+        """How many seeds per optimizer would detect the observed difference, as a clause."""
         if self.seeds_needed is not None:
             return f"about {self.seeds_needed:,} seeds per optimizer would separate a difference this size"
         if math.isnan(self.spread):
-            return "no seed-to-seed spread to size a study from (one seed each)"
+            return "one seed each: no seed-to-seed spread to size a study from"
         if self.value == 0:
             return "the observed difference is zero: no number of seeds would separate it"
         return f"more than {MAX_SEEDS:,} seeds per optimizer would be needed to separate a difference this size"
 
-    def detectable_text(self) -> str:
+    def seeds_cell(self) -> str:
+        """The same, short, for a table cell."""
+        if self.seeds_needed is not None:
+            return f"about {self.seeds_needed:,} per optimizer"
+        if math.isnan(self.spread):
+            return f"{fmt.MISSING} (one seed each)"
+        if self.value == 0:
+            return "none (difference 0)"
+        return f"more than {MAX_SEEDS:,} per optimizer"
+
+    def detectable_cell(self) -> str:
+        """The smallest difference detectable at POWER with this run's seeds, for a table cell."""
         if math.isnan(self.detectable):
-            return "no detectable difference can be given (one seed each)"
-        return (f"this run could detect a difference of {fmt.number(self.detectable, 2)} at {POWER:.0%} power "
-                f"({self.ours.n} and {self.theirs.n} seeds, seed-to-seed s.d. {fmt.number(self.spread, 2)})")
+            return f"{fmt.MISSING} (one seed each)"
+        return (f"{fmt.number(self.detectable, 2)} ({self.ours.n} + {self.theirs.n} seeds, "
+                f"s.d. {fmt.number(self.spread, 2)})")
+
+    def difference_cell(self) -> str:
+        if self.outcome == TOO_FEW:
+            return f"{self.interval_text()} (no interval: a side has one seed)"
+        return f"{self.interval_text()} ({self.method}, {self.confidence:.0%})"
 
 
 def _signed(x: float, digits: int) -> str:

@@ -221,11 +221,8 @@ def environment_rows(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 def claim_view(claim: Claim) -> dict[str, Any]:
     css = {SUPPORTS: "supports", REFUTES: "refutes"}.get(claim.verdict, "unknown")
-    comparisons = [{"sides": c.sides, "what": c.what,
-                    "difference": f"{c.difference.interval_text()} ({c.difference.method}"
-                                  + (f" {c.difference.confidence:.0%} interval)" if c.difference.outcome != "too few seeds"
-                                     else ", no interval)"),
-                    "detectable": c.difference.detectable_text(), "seeds": c.difference.seeds_text()}
+    comparisons = [{"sides": c.sides, "what": c.what, "difference": c.difference.difference_cell(),
+                    "detectable": c.difference.detectable_cell(), "seeds": c.difference.seeds_cell()}
                    for c in claim.comparisons]
     return {"title": claim.title, "paper": claim.paper, "measured": claim.measured, "verdict": claim.verdict,
             "reason": claim.reason, "scale": claim.scale, "css": css, "comparisons": comparisons}
