@@ -169,11 +169,9 @@ def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:
 
 
 def _rescue_on_problem(sbv: pd.DataFrame, problem: str, rescuers: tuple[str, ...]
-                       ) -> tuple[str, list[Comparison], list[str]] | None:
-    """(what was measured, the comparisons, their outcomes as findings.py names them) on one problem,
-    or None when nsgd has no floor there. Compared at nsgd's smallest batch, each at its best lr."""
-    from nightbench.suites.small_batch_variance.findings import HIGHER, LOWER
-
+                       ) -> tuple[str, list[Comparison]] | None:
+    """(what was measured, each rescuer's comparison against nsgd) on one problem, or None when nsgd
+    has no floor there. Compared at nsgd's smallest batch, each optimizer at its best lr."""
     summary = floor_summary(sbv)
     here = summary[summary["problem"] == problem]
     nsgd = here[here["optimizer"] == "nsgd"]
@@ -181,7 +179,7 @@ def _rescue_on_problem(sbv: pd.DataFrame, problem: str, rescuers: tuple[str, ...
         return None
     batch = int(nsgd["batch_size"].min())
     base = floor_samples(sbv, problem, "nsgd", batch)
-    parts, comparisons, outcomes = [], [], []
+    parts, comparisons = [], []
     for rescuer in rescuers:
         samples = floor_samples(sbv, problem, rescuer, batch)
         if not samples:
@@ -191,16 +189,20 @@ def _rescue_on_problem(sbv: pd.DataFrame, problem: str, rescuers: tuple[str, ...
             parts.append(f"{problem}, batch {batch}: {_described('nsgd', diff.theirs)}")
         parts.append(_described(rescuer, diff.ours))
         comparisons.append(Comparison(rescuer, "nsgd", f"floor on {problem} at batch {batch}", diff))
-        outcomes.append({BETTER: LOWER, WORSE: HIGHER}.get(diff.outcome, diff.outcome))
     if not comparisons:
-        return f"{problem}, batch {batch}: nsgd only; no nsgd_momentum/nigt floor at that batch size", [], []
-    return ", ".join(parts), comparisons, outcomes
+        return f"{problem}, batch {batch}: nsgd only; no nsgd_momentum/nigt floor at that batch size", []
+    return ", ".join(parts), comparisons
+
+
+def _listed(comparisons) -> str:
+    return " (" + "; ".join(f"{c.sides}: {c.difference.interval_text()}" for c in comparisons) + ")" \
+        if comparisons else ""
 
 
 def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     """At batch 1, momentum (nsgd_momentum, nigt) shrinks the gradient-norm floor that nsgd stalls at."""
     # The verdict's rule lives with the suite's other findings; importing it loads the suite package.
-    from nightbench.suites.small_batch_variance.findings import RESCUERS, momentum_rescue
+    from nightbench.suites.small_batch_variance import findings
 
     title = CLAIM_SUITES["small_batch_variance"]
     paper = ("Normalized SGD without momentum needs large batches: at batch 1 it stalls at a gradient-norm "
@@ -213,32 +215,34 @@ def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
                      _scale(preset))
     results = {}
     for problem in sorted(records["problem"].dropna().astype(str).unique()):
-        outcome = _rescue_on_problem(records, problem, RESCUERS)
+        outcome = _rescue_on_problem(records, problem, findings.RESCUERS)
         if outcome is not None:
             results[problem] = outcome
     if not results:
         return Claim("momentum_rescue", title, paper, "no nsgd floors recorded", UNKNOWN,
                      "this run needs nsgd in the small_batch_variance suite", _scale(preset))
-    holds, deciding_problems = momentum_rescue({p: outcomes for p, (_, _, outcomes) in results.items()})
-    measured = " | ".join(results[p][0] for p in deciding_problems)
-    others = [p for p in results if p not in deciding_problems]
+    as_findings = {BETTER: findings.LOWER, WORSE: findings.HIGHER}  # a lower floor is the better one
+    holds, deciding = findings.momentum_rescue(
+        {p: [as_findings.get(c.difference.outcome, c.difference.outcome) for c in comparisons]
+         for p, (_, comparisons) in results.items()})
+    measured = " | ".join(results[p][0] for p in deciding)
+    others = [p for p in results if p not in deciding]
     if others:
         measured += " | other problems: " + "; ".join(results[p][0] for p in others)
-    comparisons = tuple(c for p in deciding_problems for c in results[p][1])
+    comparisons = tuple(c for p in deciding for c in results[p][1])
     if holds is True:
         verdict = SUPPORTS
-        reason = ("every momentum variant's floor lies below nsgd's: each difference's interval is clear of "
-                  "zero (" + "; ".join(f"{c.sides}: {c.difference.interval_text()}" for c in comparisons) + ")")
+        reason = ("every momentum variant's floor lies below nsgd's, each difference's interval clear of zero"
+                  + _listed(comparisons))
     elif holds is False:
         verdict = REFUTES
-        worse = [c for c in comparisons if c.difference.outcome == WORSE]
-        reason = "a momentum variant's floor lies above nsgd's (" + "; ".join(
-            f"{c.sides}: {c.difference.interval_text()}" for c in worse) + ")"
+        reason = "a momentum variant's floor lies above nsgd's" + _listed(
+            [c for c in comparisons if c.difference.outcome == WORSE])
     else:
         verdict = UNKNOWN
         unclear = [c for c in comparisons if c.difference.outcome != BETTER]
         reason = "; ".join(c.reason for c in unclear) or "no momentum variant was measured at nsgd's smallest batch"
-    skewed = [p for p in deciding_problems if "skew" in p.lower()]
+    skewed = [p for p in deciding if findings.is_skewed_example(p)]
     if skewed:
         reason += f" (decided on {', '.join(skewed)}, the paper's skewed-noise example)"
     return Claim("momentum_rescue", title, paper, measured, verdict, reason, _scale(preset), comparisons)

@@ -44,11 +44,15 @@ def rescue_on_problem(outcomes: Iterable[str]) -> bool | None:
     return None
 
 
+def is_skewed_example(problem: str) -> bool:
+    """One of the paper's skewed-noise problems (skewed_flat, skewed_quadratic, or a record's own name)."""
+    return "skew" in problem.lower()
+
+
 def deciding_problems(problems: Iterable[str]) -> list[str]:
     """The problems the verdict rests on: the paper's skewed-noise examples when present, else all."""
     problems = list(problems)
-    skewed = [p for p in problems if "skew" in p.lower()]
-    return skewed or problems
+    return [p for p in problems if is_skewed_example(p)] or problems
 
 
 def momentum_rescue(per_problem: dict[str, Iterable[str]]) -> tuple[bool | None, list[str]]:
