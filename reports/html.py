@@ -34,6 +34,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 ENVIRONMENT_KEYS = ("nightbench", "git_commit", "python", "torch", "transformers", "timm", "deepspeed",
                     "platform", "hostname", "cpu", "cpu_count", "gpu", "device")
 LONG_TEXT_COLUMNS = {"Hyperparameters", "Reason"}
+VALUE_LIST_COLUMNS = {"Seed values"}  # lists of numbers: wrap between values, never inside one
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -97,7 +98,7 @@ def table_view(table: tables.Table) -> TableView:
     rows = [{"cells": ["" if v is None else str(v) for v in values], "paper": bool(flag)}
             for values, flag in zip(table.display.itertuples(index=False, name=None), highlight)]
     classes = ["num" if c in table.numeric else "opt" if c == "Optimizer" else "hp" if c in LONG_TEXT_COLUMNS
-               else "" for c in columns]
+               else "vals" if c in VALUE_LIST_COLUMNS else "" for c in columns]
     downloads = [{"label": label, "uri": csv_data_uri(frame), "name": name} for label, name, frame in table.downloads]
     return TableView(table.key, table.title, columns, rows, classes, table.notes, csv_data_uri(table.raw),
                      f"{tables.slug(table.key)}.csv", table.caption, downloads)
@@ -243,8 +244,10 @@ def build_context(results: Results) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and small dataclasses."""
     runs = results.runs
     colors = optimizer_colors(results.optimizers)
-    present = [s for s in runs["suite"].dropna().astype(str).unique()] if len(runs) else []
-    suites = list(CLAIM_SUITES) + sorted(set(present) - set(CLAIM_SUITES))
+    present = set(runs["suite"].dropna().astype(str)) if len(runs) else set()
+    # suites with runs first (the paper's in its claims' order), then the claims' suites that did not run
+    suites = ([s for s in CLAIM_SUITES if s in present] + sorted(present - set(CLAIM_SUITES))
+              + [s for s in CLAIM_SUITES if s not in present])
     sections = [suite_section(s, results, colors) for s in suites]
     profile = figure_view("profile", "Performance profile", figures.performance_profile(runs, colors),
                           "For each optimizer, the fraction of training suites on which its median time (or steps) "

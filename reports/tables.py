@@ -69,7 +69,7 @@ def _interval_method(interval: Interval) -> str:
     if interval.n == 0:
         return fmt.MISSING
     if interval.method in (BCA, PERCENTILE):
-        return f"{interval.method} 95%, {interval.n} seeds"
+        return f"{interval.method.split()[0]} 95%, {interval.n} seeds"
     if interval.method == MIN_MAX:
         return f"min–max of {interval.n} seeds"
     return interval.method
@@ -128,7 +128,7 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
         f"Final {metric}, mean [interval]": [fmt.mean_ci(r.mean, r.ci_low, r.ci_high, r.n)
                                              for r in raw.itertuples()],
         "Interval": [_interval_method(iv) for iv in intervals],
-        "Seed values": [", ".join(fmt.number(v) for v in iv.values) or fmt.MISSING for iv in intervals],
+        "Seed values": [", ".join(fmt.number(v, 3) for v in iv.values) or fmt.MISSING for iv in intervals],
         "Reached target": [f"{r.reached_target}/{r.completed}" + (f" ({r.target_unknown} unknown)"
                                                                   if r.target_unknown else "")
                            for r in raw.itertuples()],

@@ -97,5 +97,5 @@ def test_leaderboard_switches_method_at_five_seeds_and_says_so(tmp_path, run_wri
     assert "BCa bootstrap" in table.caption and "min–max" in table.caption and "[0, 1]" in table.caption
     shown = table.display.set_index("Optimizer")
     assert shown.loc["sgd", "Interval"] == "min–max of 2 seeds"
-    assert shown.loc["sgd", "Seed values"] == "0.9451, 1"
-    assert shown.loc["lars", "Interval"] == "BCa bootstrap 95%, 5 seeds"
+    assert shown.loc["sgd", "Seed values"] == "0.945, 1"
+    assert shown.loc["lars", "Interval"] == "BCa 95%, 5 seeds"
