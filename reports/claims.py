@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import fmt
 from .bounds import NON_NEGATIVE, metric_range
-from .differences import BETTER, TOO_FEW, WORSE, Difference, compare_seeds
+from .differences import BETTER, TOO_FEW, UNCLEAR, WORSE, Difference, compare_seeds
 from .stats import Interval, floor_samples, floor_summary, memory_summary, reported_records, reported_runs
 
 SUPPORTS, REFUTES, UNKNOWN = "supports", "does not support", "cannot tell"
@@ -195,8 +195,26 @@ def _rescue_on_problem(sbv: pd.DataFrame, problem: str, rescuers: tuple[str, ...
 
 
 def _listed(comparisons) -> str:
-    return " (" + "; ".join(f"{c.sides}: {c.difference.interval_text()}" for c in comparisons) + ")" \
+    return " (" + "; ".join(f"{c.sides}, {c.what}: {c.difference.interval_text()}" for c in comparisons) + ")" \
         if comparisons else ""
+
+
+def _undecided_rescue(comparisons: tuple[Comparison, ...]) -> str:
+    """Why the rescue comparisons do not decide: too few unit seeds, or intervals across zero."""
+    if len(comparisons) == 1:
+        return comparisons[0].reason
+    too_few = [c for c in comparisons if c.difference.outcome == TOO_FEW]
+    overlapping = [c for c in comparisons if c.difference.outcome == UNCLEAR]
+    parts = []
+    if too_few:
+        parts.append("fewer than two unit seeds on a side, so no interval" + _listed(too_few))
+    if overlapping:
+        needed = [c.difference.seeds_needed for c in overlapping if c.difference.seeds_needed is not None]
+        part = "the interval of the difference overlaps zero" + _listed(overlapping)
+        if needed:
+            part += f"; about {max(needed):,} seeds per optimizer would separate the smallest of these differences"
+        parts.append(part)
+    return "; ".join(parts) or "no momentum variant was measured at nsgd's smallest batch"
 
 
 def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
@@ -239,12 +257,11 @@ def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
         reason = "a momentum variant's floor lies above nsgd's" + _listed(
             [c for c in comparisons if c.difference.outcome == WORSE])
     else:
-        verdict = UNKNOWN
-        unclear = [c for c in comparisons if c.difference.outcome != BETTER]
-        reason = "; ".join(c.reason for c in unclear) or "no momentum variant was measured at nsgd's smallest batch"
+        verdict, reason = UNKNOWN, _undecided_rescue(comparisons)
     skewed = [p for p in deciding if findings.is_skewed_example(p)]
     if skewed:
-        reason += f" (decided on {', '.join(skewed)}, the paper's skewed-noise example)"
+        examples = "example" if len(skewed) == 1 else "examples"
+        reason += f" (decided on {', '.join(skewed)}, the paper's skewed-noise {examples})"
     return Claim("momentum_rescue", title, paper, measured, verdict, reason, _scale(preset), comparisons)
 
 
