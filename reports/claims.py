@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nightbench.suites.small_batch_variance import findings
+
 from . import fmt
 from .bounds import NON_NEGATIVE, metric_range
 from .differences import BETTER, TOO_FEW, UNCLEAR, WORSE, Difference, compare_seeds
@@ -219,8 +221,6 @@ def _undecided_rescue(comparisons: tuple[Comparison, ...]) -> str:
 
 def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     """At batch 1, momentum (nsgd_momentum, nigt) shrinks the gradient-norm floor that nsgd stalls at."""
-    # The verdict's rule lives with the suite's other findings; importing it loads the suite package.
-    from nightbench.suites.small_batch_variance import findings
 
     title = CLAIM_SUITES["small_batch_variance"]
     paper = ("Normalized SGD without momentum needs large batches: at batch 1 it stalls at a gradient-norm "
