@@ -25,6 +25,7 @@ import os
 import pickle
 import re
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -59,8 +60,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
         detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
         return f"holds something a weights-only load refuses ({detail})"
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return f"is unreadable ({type(exc).__name__}: {first_line[:200]})"
+    first_sentence = text.strip().splitlines()[0].split(". ")[0] if text.strip() else ""
+    return f"is unreadable ({type(exc).__name__}: {first_sentence[:160]})"
 
 
 def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_globals: Iterable[Any] = (),
@@ -69,6 +70,8 @@ def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_gl
 
     Raises DamagedCheckpointError naming the file when the file is unreadable or needs another global."""
     path = Path(path)
+    if mmap and path.is_file() and not zipfile.is_zipfile(path):  # else torch's complaint would be about mmap
+        raise DamagedCheckpointError(path, "is unreadable (not the zip archive torch.save writes)")
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
