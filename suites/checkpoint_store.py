@@ -70,8 +70,9 @@ def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_gl
 
     Raises DamagedCheckpointError naming the file when the file is unreadable or needs another global."""
     path = Path(path)
-    if mmap and path.is_file() and not zipfile.is_zipfile(path):  # else torch's complaint would be about mmap
-        raise DamagedCheckpointError(path, "is unreadable (not the zip archive torch.save writes)")
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch's own complaint would name a pickle opcode, or mmap
+        what = "is empty" if path.stat().st_size == 0 else "is not a whole torch.save archive (cut short, or other bytes)"
+        raise DamagedCheckpointError(path, what)
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)

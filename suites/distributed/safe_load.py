@@ -2,13 +2,13 @@
 
 DeepSpeed loads its own files with torch.load(weights_only=False), which runs whatever a pickle
 asks. So every .pt file of a tag is first read here with a weights-only load that accepts, beyond
-tensors and plain data, exactly the globals DeepSpeed's ZeRO 0/1/2 files hold under the settings
-nightbench allows (fp32 or bf16 autocast, no fp16, no offload):
+tensors and plain data, exactly the globals DeepSpeed's files hold under the settings nightbench
+allows (ZeRO 0-3, fp32 or bf16 autocast, no fp16, no offload). ZeRO 0 files need none; ZeRO 1-3:
 
-  LossScaler        ZeRO 1/2 save the optimizer wrapper's loss scaler object itself (a static
-                    scale of 1 here: nightbench refuses fp16, so DynamicLossScaler never appears)
-  ZeroStageEnum     ZeRO 1/2 record their stage as this enum
-  fragment_address  ZeRO 1/2 record each parameter's (numel, start) slice of the flat partition
+  LossScaler        the optimizer wrapper's loss scaler, saved as an object (a static scale of 1
+                    here: nightbench refuses fp16, so DynamicLossScaler never appears)
+  ZeroStageEnum     the stage, recorded as this enum
+  fragment_address  (ZeRO 1/2) each parameter's (numel, start) slice of the flat partition
 
 Each is rebuilt from data alone (no code of the file's choosing runs). A file that needs anything
 else, or cannot be read, is refused with its name; the trainer then sets the tag aside as damaged.
@@ -29,7 +29,7 @@ _TAG = re.compile(r"step(\d+)")
 
 
 def deepspeed_globals() -> list[Any]:
-    """The globals DeepSpeed's ZeRO 0/1/2 checkpoint files need, beyond what weights_only accepts."""
+    """The globals DeepSpeed's checkpoint files need, beyond what weights_only accepts (see above)."""
     from deepspeed.runtime.fp16.loss_scaler import LossScaler
     from deepspeed.runtime.zero.config import ZeroStageEnum
     from deepspeed.utils.tensor_fragment import fragment_address
@@ -58,7 +58,11 @@ def check_tag(tag_dir: str | Path) -> None:
     meta = read_json(tag_dir / META_FILE)
     if meta is None:
         raise DamagedCheckpointError(tag_dir / META_FILE, "is missing or unreadable (the save did not complete)")
-    for name in expected_files(int(meta.get("zero_stage", 0)), int(meta.get("world_size", 1))):
+    try:
+        stage, world_size = int(meta.get("zero_stage", 0)), int(meta.get("world_size", 1))
+    except (TypeError, ValueError):
+        raise DamagedCheckpointError(tag_dir / META_FILE, "records no usable ZeRO stage and world size") from None
+    for name in expected_files(stage, world_size):
         if not (tag_dir / name).is_file():
             raise DamagedCheckpointError(tag_dir / name, "is missing")
     for path in sorted(tag_dir.rglob("*.pt")):

@@ -21,7 +21,7 @@ import torch
 from nightbench.optimizers import has_eval_swap
 
 from ..batching import micro_batches, split_batch
-from ..checkpoint_store import announce_on_stderr, load_weights_only
+from ..checkpoint_store import CheckpointStore, announce_on_stderr, load_weights_only
 from ..config import ConfigError
 from ..run_dir import atomic_write_json, atomic_write_text, read_json
 from ..trainer import Trainer, TrainingState, _rng_state, _set_rng_state, seed_everything
@@ -149,7 +149,7 @@ class DeepSpeedTrainer(Trainer):
         """Resume from the newest tag whose files load safely (damaged tags are set aside); False: start again."""
         tag = broadcast_from_main(self._latest_tag() if self.group.is_main else None)
         if tag is None:
-            if (self.run_dir / "checkpoint.pt").exists():
+            if CheckpointStore(self.run_dir).exists():
                 raise ConfigError(f"{self.run_dir} holds a checkpoint of a run without --deepspeed; "
                                   "resume it without --deepspeed, or start over in another --results folder")
             self.log.truncate(0)
