@@ -37,8 +37,8 @@ from .layout import CHECKPOINT_FILE
 
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 DAMAGED_MARK = ".damaged-"
-# Errors that say the file itself is bad. Other OSErrors (no permission, a vanished file) are not
-# damage: renaming the file would not help, so they propagate.
+# Errors that are not the file's damage (no permission, a vanished file): renaming it would not help,
+# so they propagate. Any other error of a load means the file is damaged.
 _NOT_DAMAGE = (PermissionError, FileNotFoundError, IsADirectoryError)
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
@@ -70,9 +70,11 @@ def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_gl
 
     Raises DamagedCheckpointError naming the file when the file is unreadable or needs another global."""
     path = Path(path)
-    if path.is_file() and not zipfile.is_zipfile(path):  # torch's own complaint would name a pickle opcode, or mmap
-        what = "is empty" if path.stat().st_size == 0 else "is not a whole torch.save archive (cut short, or other bytes)"
-        raise DamagedCheckpointError(path, what)
+    with open(path, "rb") as f:
+        size, is_zip = os.fstat(f.fileno()).st_size, zipfile.is_zipfile(f)
+    if not is_zip:  # said plainly: torch's own complaint would name a pickle opcode, or mmap
+        raise DamagedCheckpointError(path, "is empty" if size == 0 else
+                                     "is not a whole torch.save archive (cut short, or other bytes)")
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)

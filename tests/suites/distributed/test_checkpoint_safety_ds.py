@@ -113,6 +113,7 @@ def launched(tmp_path_factory):
     return json.loads((out / "report.json").read_text()), result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[_case_id(case) for case in CASES])
 def test_damaged_deepspeed_tag_is_set_aside_and_the_run_ends_as_uninterrupted(launched, index):
