@@ -1,0 +1,96 @@
+"""Where the leaderboard's runs execute: the `Executor` interface and the stage loop every executor shares.
+
+The leaderboard decides WHAT runs (planner, protocols); an executor decides WHERE: local processes
+(`LocalExecutor`), SLURM jobs (`SlurmExecutor`). Every run starts from its request file
+(`layout.request_path(plan.run_dir)`, written by `write_request`), as
+`python -m nightbench.suites.cli run --request FILE`, and leaves its run directory; an executor
+never interprets results itself.
+
+Run states an executor reports (`status`):
+    pending     not known to this executor (never submitted, or its job is gone)
+    queued      submitted, not started
+    running     started, no summary yet
+    completed / diverged / failed   the run's summary says so (the run directory is the truth)
+    interrupted its process or job ended without a summary (Ctrl-C, SIGTERM, kill -9): resumable
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Callable, Sequence
+
+from ..plan import RunPlan
+from ..run_dir import FINISHED_STATUSES, read_summary
+
+PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+
+class Executor(ABC):
+    """Runs planned runs somewhere; submit returns at once, wait blocks until they have ended."""
+
+    name: str = "executor"
+
+    @abstractmethod
+    def submit(self, plans: Sequence[RunPlan], stage: str) -> None:
+        """Start or queue these runs (none of them finished, none active). Returns without waiting."""
+
+    @abstractmethod
+    def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+        """Block until every run submitted (or found active) has ended; call on_end(plan, state) as each does."""
+
+    @abstractmethod
+    def status(self, plan: RunPlan) -> str:
+        """This run's state (see the module docstring)."""
+
+    def adopt(self, plans: Sequence[RunPlan]) -> None:
+        """Runs found active (queued/running) from an earlier leaderboard process: wait for them too."""
+
+    def close(self) -> None:
+        """Release workers; called once when the board is done or interrupted."""
+
+
+def finished_state(plan: RunPlan) -> str | None:
+    """'completed' or 'diverged' where the run directory says so, else None (a failed run is retried)."""
+    status = (read_summary(plan.run_dir) or {}).get("status")
+    return status if status in FINISHED_STATUSES else None
+
+
+def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait: bool = True,
+              echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> dict[str, int]:
+    """Skip finished runs, adopt active ones, submit the rest, then (unless detached) wait for them all.
+
+    Returns counts per outcome. A failed or interrupted run is submitted again (it resumes from its
+    checkpoint, or starts over)."""
+    todo, active, counts = [], [], {}
+    for plan in plans:
+        if finished_state(plan) is not None:
+            counts["skipped (already finished)"] = counts.get("skipped (already finished)", 0) + 1
+            continue
+        state = executor.status(plan)
+        (active if state in ACTIVE_STATES else todo).append(plan)
+    echo(f"[{stage}] {len(plans)} runs: {len(todo)} to run, {len(plans) - len(todo) - len(active)} already finished"
+         + (f", {len(active)} already queued or running" if active else ""))
+    if active:
+        executor.adopt(active)
+    if todo:
+        executor.submit(todo, stage)
+    if not wait:
+        counts["submitted"] = len(todo) + len(active)
+        return counts
+    total, started = len(todo) + len(active), time.monotonic()
+    if not total:
+        return counts
+    ended = 0
+
+    def on_end(plan: RunPlan, state: str) -> None:
+        nonlocal ended
+        ended += 1
+        counts[state] = counts.get(state, 0) + 1
+        elapsed = time.monotonic() - started
+        eta = elapsed / ended * (total - ended)
+        echo(f"[{stage}] {ended}/{total} {state:<9} {plan.label}  (elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
+
+    executor.wait(on_end)
+    return counts
