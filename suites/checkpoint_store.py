@@ -33,10 +33,7 @@ import torch
 
 from nightbench.optimizers.errors import InputError
 
-from .layout import CHECKPOINT_FILE
-
-PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
-DAMAGED_MARK = ".damaged-"
+from .layout import CHECKPOINT_FILE, DAMAGED_MARK, PREVIOUS_CHECKPOINT_FILE
 # Errors that are not the file's damage (no permission, a vanished file): renaming it would not help,
 # so they propagate. Any other error of a load means the file is damaged.
 _NOT_DAMAGE = (PermissionError, FileNotFoundError, IsADirectoryError)

@@ -11,7 +11,6 @@ micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumula
 from __future__ import annotations
 
 import math
-import os
 import random
 import statistics
 import time

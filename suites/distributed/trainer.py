@@ -27,12 +27,11 @@ from ..run_dir import atomic_write_json, atomic_write_text, read_json
 from ..trainer import Trainer, TrainingState, _rng_state, _set_rng_state, seed_everything
 from .launch import ProcessGroup, all_reduce_sum, barrier, broadcast_from_main
 from .ds_config import zero_stage
-from .safe_load import complete_tags, read_latest, tag_step, usable_tag
+from .safe_load import META_FILE, complete_tags, read_latest, tag_step, usable_tag
 from .support import optimizer_view
 from .zero_pieces import ZeroPieces
 
 CHECKPOINT_DIR = "deepspeed"  # inside the run directory; DeepSpeed's own layout below it
-META_FILE = "nightbench.json"  # per tag: world size, ZeRO stage and step of the checkpoint
 
 
 class NullLog:
