@@ -6,10 +6,9 @@
 
 from .hyperparams import Hyperparameter, HyperparameterError
 from .param_groups import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, ParamGroupPolicy
+from .errors import InputError
 from .registry import (
-    OptimizerSpec,
     PluginError,
-    UnknownOptimizerError,
     create,
     get_spec,
     load_optimizer_file,
@@ -19,11 +18,12 @@ from .registry import (
     register_spec,
     specs,
 )
+from .spec import OptimizerSpec, UnknownOptimizerError
 from .schedules import Schedule, build_scheduler, epochs_to_steps
 from .swap import evaluation_weights, has_eval_swap
 
 __all__ = [
-    "Hyperparameter", "HyperparameterError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
+    "Hyperparameter", "HyperparameterError", "InputError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
     "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "Schedule",
     "build_scheduler", "create", "epochs_to_steps", "evaluation_weights", "get_spec", "has_eval_swap",
     "load_optimizer_file", "names", "plugin_errors", "register_optimizer", "register_spec", "specs",

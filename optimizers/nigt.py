@@ -5,20 +5,35 @@ Algorithm 1 (w: the reported iterate, x: where gradients are taken, a_t = lr_t *
     x_t = w_t + c_t (w_t - w_{t-1}),  c_t = beta_t / (1 - beta_t)
     m_t = beta_t m_{t-1} + (1 - beta_t) g(x_t);   w_{t+1} = w_t - a_t m_t
 Lean form (ALGORITHMS.md): since w_t - w_{t-1} = -a_{t-1} m_{t-1}, the model holds x_t and the
-optimizer keeps only m plus two floats per tensor (a_{t-1} and beta_t). One step, per tensor:
+optimizer keeps only m plus two scalars per tensor (a_{t-1} and beta_t). One step, per tensor:
     p += c_t a_{t-1} m                  # p: x_t -> w_t   (a_0 = 0)
     m  = beta_t m + (1 - beta_t) g      # m_1 = g_1
     p -= (1 + c_{t+1}) a_t m            # p: w_t -> x_{t+1};  w_{t+1} = x_{t+1} + c_{t+1} a_t m
 A fused variant (one update of p from m_t and g) moves the same bytes with torch's two-operand
 kernels, so the plain form is used: it also has w_t at hand for weight-norm scaling.
+
+Two bodies (see `_base`): the single-tensor one keeps a_t and beta_{t+1} as Python floats, the
+multi-tensor one as 0-dim device tensors (`_foreach`); each reads the other's state.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
+from ._foreach import (
+    Bucket,
+    PendingNorms,
+    add_scaled,
+    buckets,
+    flags,
+    norms,
+    stacked_state,
+    step_ratios,
+    store_state,
+)
 from ._normalization import (
     NormalizedOptimizer,
     PendingNormalization,
@@ -31,11 +46,11 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, get_norm_sharding, normalization_key
+from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, normalization_key
 
 NIGT_HYPERPARAMETERS = (
-    lr_param(0.01, "step length eta of each normalized step (multiplied by the schedule)"),
-    beta_param("beta", 0.9, "momentum; also sets the extrapolation x_t = w_t + beta/(1-beta) (w_t - w_{t-1})"),
+    lr_param(help="step length eta of each normalized step (multiplied by the schedule)"),
+    beta_param("beta", help="momentum; also sets the extrapolation x_t = w_t + beta/(1-beta) (w_t - w_{t-1})"),
     *norm_hyperparameters("L2 weight decay added to the gradient, evaluated at x_t (where the gradient is)"),
 )
 
@@ -43,13 +58,14 @@ NIGT_HYPERPARAMETERS = (
 class LeanNIGT(NormalizedOptimizer):
     """The lean-form machinery shared by nigt and nigt_adaptive: the x_t/w_t swap and the moves.
 
-    Per-tensor state: `momentum_buffer` (m_t), `step_size` (a_t, float), `beta_next` (beta_{t+1},
-    float: the group's `beta` read at the end of step t, so a changed beta applies one step later).
+    Per-tensor state: `momentum_buffer` (m_t), `step_size` (a_t), `beta_next` (beta_{t+1}: the
+    group's `beta` read at the end of step t, so a changed beta applies one step later); the two
+    scalars are floats (single-tensor body) or 0-dim tensors (multi-tensor body).
     Each param group records `eval_mode`, so a state_dict taken while evaluating restores that.
     """
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        super().__init__(params, {**defaults, "eval_mode": False})
+    def __init__(self, params: Any, defaults: dict[str, Any], foreach: bool | None) -> None:
+        super().__init__(params, {**defaults, "eval_mode": False}, foreach)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         # A group added while evaluating joins in eval mode; its tensors have no state to swap yet.
@@ -71,12 +87,22 @@ class LeanNIGT(NormalizedOptimizer):
         for group in self.param_groups:
             if group["eval_mode"] == to_eval:
                 continue
+            on_device = []  # tensors whose scalars are 0-dim tensors: shifted without host reads
             for p in group["params"]:
                 state = self.state.get(p)
-                if state and "momentum_buffer" in state:
-                    shift = _extrapolation(state["beta_next"]) * state["step_size"]
-                    if shift != 0.0:
-                        p.add_(state["momentum_buffer"], alpha=sign * shift)
+                if not state or "momentum_buffer" not in state:
+                    continue
+                if isinstance(state["step_size"], torch.Tensor):
+                    on_device.append((p, state))
+                    continue
+                shift = _extrapolation(state["beta_next"]) * state["step_size"]
+                if shift != 0.0:
+                    p.add_(state["momentum_buffer"], alpha=sign * shift)
+            if on_device:
+                betas = torch.stack([s["beta_next"] for _, s in on_device])
+                sizes = torch.stack([s["step_size"] for _, s in on_device])
+                add_scaled([p for p, _ in on_device], [s["momentum_buffer"] for _, s in on_device],
+                           sign * betas / (1 - betas) * sizes)
             group["eval_mode"] = to_eval
 
     def _check_training(self) -> None:
@@ -86,15 +112,15 @@ class LeanNIGT(NormalizedOptimizer):
                 "call optimizer.train() first (it moves the parameters back to x_t)"
             )
 
-    # ---- the two halves of a lean step ----
+    # ---- the two halves of a lean step, one tensor at a time ----
     def _to_reported_and_update_momentum(self, p: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """p: x_t -> w_t, then m_t = beta_t m_{t-1} + (1 - beta_t) grad; returns m_t."""
         state = self.state[p]
         if "momentum_buffer" not in state:  # t = 1: x_1 = w_1 and m_1 = g_1
             state["momentum_buffer"] = grad.detach().clone(memory_format=torch.preserve_format)
             return state["momentum_buffer"]
-        m, beta = state["momentum_buffer"], state["beta_next"]
-        shift = _extrapolation(beta) * state["step_size"]
+        m, beta = state["momentum_buffer"], float(state["beta_next"])
+        shift = _extrapolation(beta) * float(state["step_size"])
         if shift != 0.0:
             p.add_(m, alpha=shift)
         m.lerp_(grad, 1.0 - beta)
@@ -114,13 +140,68 @@ def _extrapolation(beta: float) -> float:
     return beta / (1.0 - beta)
 
 
+# ---- the two halves of a lean step, a bucket at a time (the multi-tensor body) ----
+
+@dataclass
+class LeanScalars:
+    """A bucket's a_{t-1} and beta_t as read at the start of a step (vectors over its tensors)."""
+
+    step_size: torch.Tensor
+    beta: torch.Tensor
+
+
+def lean_to_reported_and_momentum(bucket: Bucket, directions: list[torch.Tensor], weight_decay: float,
+                                  active: torch.Tensor | None = None) -> tuple[list[torch.Tensor], LeanScalars]:
+    """p: x_t -> w_t and m_t = beta_t m_{t-1} + (1 - beta_t)(d + lam x_t), in place for a whole bucket.
+
+    A new tensor starts from m_0 = 0 and beta = 0, which gives m_1 = d_1 exactly. Weight decay is
+    folded into the buffer with x_t = w_t - s m_{t-1} (s = c_t a_{t-1}), so no copy of the
+    gradients is made. Where `active` is False (nigt_adaptive before its first usable gradient),
+    neither p nor m moves.
+    """
+    for p, state in zip(bucket.params, bucket.states):
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    momenta = [state["momentum_buffer"] for state in bucket.states]
+    previous = LeanScalars(stacked_state(bucket, "step_size", 0.0), stacked_state(bucket, "beta_next", 0.0))
+    beta = previous.beta
+    shift, weight = beta / (1 - beta) * previous.step_size, 1 - beta
+    if active is not None:
+        shift, weight = torch.where(active, shift, 0.0), torch.where(active, weight, 0.0)
+    add_scaled(bucket.params, momenta, shift)
+    if weight_decay == 0.0:
+        torch._foreach_lerp_(momenta, directions, weight.unbind(0))
+    else:
+        torch._foreach_mul_(momenta, (1 - weight - weight * weight_decay * shift).unbind(0))
+        add_scaled(momenta, directions, weight)
+        add_scaled(momenta, bucket.params, weight * weight_decay)
+    return momenta, previous
+
+
+def lean_to_next_training_point(bucket: Bucket, momenta: list[torch.Tensor], step_size: torch.Tensor,
+                                beta_next: torch.Tensor, previous: LeanScalars | None = None,
+                                active: torch.Tensor | None = None) -> None:
+    """p: w_t -> x_{t+1} = w_t - a_t (1 + c_{t+1}) m_t for a whole bucket; stores a_t and beta_{t+1}.
+
+    Where `active` is False, p stays and the previous scalars are kept.
+    """
+    move = -step_size / (1 - beta_next)
+    if active is not None:
+        move = torch.where(active, move, 0.0)
+        step_size = torch.where(active, step_size, previous.step_size)
+        beta_next = torch.where(active, beta_next, previous.beta)
+    add_scaled(bucket.params, momenta, move)
+    store_state(bucket, "step_size", step_size)
+    store_state(bucket, "beta_next", beta_next)
+
+
 @register_optimizer(
     "nigt",
     paper="Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML), Algorithm 1, Theorem 3",
     description="normalized SGD with implicit gradient transport (memory-lean: model at x_t, swap to w_t)",
     state_slots=1,
     needs_eval_swap=True,
-    hyperparameters=list(NIGT_HYPERPARAMETERS),
+    hyperparameters=NIGT_HYPERPARAMETERS,
 )
 class NIGT(LeanNIGT):
     """NIGT (Algorithm 1): gradients at x_t = w_t + beta/(1-beta)(w_t - w_{t-1}), normalized momentum steps.
@@ -134,13 +215,13 @@ class NIGT(LeanNIGT):
     """
 
     NAME = "nigt"
-    HYPERPARAMETERS = NIGT_HYPERPARAMETERS
     SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
 
     def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",
-                 weight_norm_scaling: bool = False, weight_decay: float = 0.0) -> None:
+                 weight_norm_scaling: bool = False, weight_decay: float = 0.0, *,
+                 foreach: bool | None = None) -> None:
         super().__init__(params, dict(lr=lr, beta=beta, norm=norm, weight_norm_scaling=weight_norm_scaling,
-                                      weight_decay=weight_decay))
+                                      weight_decay=weight_decay), foreach)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -148,6 +229,14 @@ class NIGT(LeanNIGT):
         self._check_training()
         loss = run_closure(closure)
         sharding = get_norm_sharding(self)
+        if self.uses_multi_tensor():
+            _multi_tensor_nigt(self.param_groups, self.state, sharding=sharding, name=self.NAME,
+                               index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
+        else:
+            self._single_tensor_nigt(sharding)
+        return loss
+
+    def _single_tensor_nigt(self, sharding: NormSharding | None) -> None:
         pending = PendingNormalization(sharding)
         for group in self.param_groups:
             where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
@@ -172,4 +261,26 @@ class NIGT(LeanNIGT):
                                 normalization_key(where, p, sharding))
         for (p, lr, beta_next), ratio in pending.ratios():
             self._step_to_next_training_point(p, lr * ratio, beta_next)
-        return loss
+
+
+def _multi_tensor_nigt(param_groups: list[dict], state: Any, *, sharding: NormSharding | None, name: str,
+                       index_cache: dict) -> None:
+    """One NIGT step over all param groups, a bucket of tensors at a time, without host reads."""
+    pending = PendingNorms(sharding, index_cache)
+    for bucket in buckets(param_groups, state, name):
+        group = bucket.group
+        momenta, _ = lean_to_reported_and_momentum(bucket, bucket.grads, group["weight_decay"])
+        beta_next = torch.full((len(bucket),), group["beta"], dtype=bucket.dtype, device=bucket.device)
+        if not group["layer_adaptation"]:
+            lean_to_next_training_point(bucket, momenta, torch.full_like(beta_next, group["lr"]), beta_next)
+            continue
+        scaled = group["weight_norm_scaling"]
+        direction_norms = norms(momenta, bucket.dtype)
+        weight_norms = norms(bucket.params, bucket.dtype) if scaled else torch.zeros_like(direction_norms)
+        if group["norm"] == "layer" and sharding is None:
+            ratios = step_ratios(direction_norms, weight_norms, flags(scaled, len(bucket), bucket.device))
+            lean_to_next_training_point(bucket, momenta, ratios * group["lr"], beta_next)
+        else:
+            pending.add(bucket, (momenta, beta_next), direction_norms, weight_norms)
+    for bucket, (momenta, beta_next), ratios in pending.ratios():
+        lean_to_next_training_point(bucket, momenta, ratios * bucket.group["lr"], beta_next)

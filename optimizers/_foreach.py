@@ -1,0 +1,184 @@
+"""Pieces shared by the multi-tensor ("foreach") bodies of the optimizers written here.
+
+A multi-tensor body works on *buckets*: the tensors of one param group that share a device and
+a dtype, updated with `torch._foreach_*` ops (a handful of kernels per bucket instead of a few per
+tensor). Everything a step computes from the data (norms, step factors, Algorithm 2's scalars) stays
+a device tensor: nothing is read back to the host, so on a GPU a step never waits for the device,
+and `torch.compile(step, fullgraph=True)` sees no data-dependent Python branch.
+
+Per-tensor scalars are computed as one vector per step (`stack` of the buckets' norms, elementwise
+math once, `torch.where` for the zero/non-finite conventions) and stored back into each tensor's
+state as 0-dim views of that vector (`unbind`), so state dicts keep torch's per-parameter layout.
+Either body reads the other's state: the single-tensor body stores Python floats, this one 0-dim
+tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import torch
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def use_multi_tensor(foreach: bool | None, param_groups: Iterable[dict], cpu_default: bool) -> bool:
+    """Resolve a `foreach` argument: True/False as given; None picks by where the tensors live.
+
+    None means the multi-tensor body under torch.compile and on any accelerator (kernel launches and
+    host syncs dominate there), and `cpu_default` on CPU, where the benchmark decides per optimizer.
+    """
+    if foreach is not None:
+        return foreach
+    if torch.compiler.is_compiling():
+        return True
+    devices = {p.device.type for group in param_groups for p in group["params"]}
+    return cpu_default if devices <= {"cpu"} else True
+
+
+def scalar_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of per-tensor scalars and norms: float64 for float64 tensors, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@dataclass
+class Bucket:
+    """The tensors of one param group on one device with one dtype that have a gradient."""
+
+    group: dict
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    states: list[dict]
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return scalar_dtype(self.params[0].dtype)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+
+def buckets(param_groups: Sequence[dict], state: Any, optimizer_name: str,
+            grads: dict | None = None) -> list[Bucket]:
+    """Every param group's tensors with a gradient (or with an entry in `grads`), by device and dtype.
+
+    Sparse gradients are refused, as in the single-tensor bodies.
+    """
+    out = []
+    for group in param_groups:
+        params = [p for p in group["params"] if (p in grads if grads is not None else p.grad is not None)]
+        if not params:
+            continue
+        group_grads = [grads[p] if grads is not None else p.grad for p in params]
+        if any(g.is_sparse for g in group_grads):
+            raise RuntimeError(f"{optimizer_name} does not support sparse gradients")
+        by_kind = torch.optim.Optimizer._group_tensors_by_device_and_dtype([params, group_grads], with_indices=True)
+        for (bucket_params, bucket_grads), _ in by_kind.values():
+            out.append(Bucket(group, list(bucket_params), list(bucket_grads), [state[p] for p in bucket_params]))
+    return out
+
+
+def norms(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The 2-norm of each tensor, as one vector (half precision accumulates in float32)."""
+    accumulate = torch.float32 if tensors[0].dtype in _LOW_PRECISION else None
+    return torch.stack(torch._foreach_norm(tensors, 2, dtype=accumulate)).to(dtype)
+
+
+def step_ratios(direction_norms: torch.Tensor, weight_norms: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
+    """r = scale / ||d||, 0 where ||d|| is 0 or not finite; scale = ||w|| where scaled and ||w|| > 0, else 1.
+
+    The same conventions as `_normalization.step_ratio`, elementwise and without host reads.
+    """
+    usable = (direction_norms > 0) & torch.isfinite(direction_norms)
+    scale = torch.where(scaled & (weight_norms > 0), weight_norms, torch.ones_like(weight_norms))
+    return torch.where(usable, scale / torch.where(usable, direction_norms, torch.ones_like(direction_norms)),
+                       torch.zeros_like(direction_norms))
+
+
+def flags(value: bool, n: int, device: torch.device) -> torch.Tensor:
+    """A boolean vector of n copies of a Python flag, made on the device (no host-to-device copy)."""
+    return torch.full((n,), value, dtype=torch.bool, device=device)
+
+
+def fresh_copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """New tensors with the same values (gradient copies that the step may then change in place)."""
+    return [t.detach().clone(memory_format=torch.preserve_format) for t in tensors]
+
+
+def stacked_state(bucket: Bucket, key: str, default: float) -> torch.Tensor:
+    """The per-tensor scalar `key` of a bucket's states as one vector (`default` where absent).
+
+    0-dim tensors (this body's) are stacked on the device; Python floats (the single-tensor body's,
+    e.g. from its checkpoint) are copied over once, after which the state holds tensors.
+    """
+    values = [s.get(key, default) for s in bucket.states]
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return torch.stack(values).to(device=bucket.device, dtype=bucket.dtype)
+    return torch.tensor([float(v) for v in values], dtype=bucket.dtype, device=bucket.device)
+
+
+def store_state(bucket: Bucket, key: str, vector: torch.Tensor) -> None:
+    """Store each element of `vector` as its tensor's 0-dim state `key` (views, one storage per step)."""
+    for state, value in zip(bucket.states, vector.to(bucket.dtype).unbind(0)):
+        state[key] = value
+
+
+def split_by_bucket(vector: torch.Tensor, parts: Sequence[Bucket]) -> list[torch.Tensor]:
+    """A vector over all buckets' tensors, cut back into one piece per bucket (on its device)."""
+    pieces = vector.split([len(b) for b in parts])
+    return [piece.to(b.device) for piece, b in zip(pieces, parts)]
+
+
+def joined(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-bucket vectors laid end to end on the first one's device, for the elementwise math."""
+    device = vectors[0].device
+    return torch.cat([v.to(device) for v in vectors])
+
+
+class PendingNorms:
+    """Buckets whose step waits for the norms of whole groups: 'global', or any group when sharded.
+
+    The multi-tensor counterpart of `_normalization.PendingNormalization`: `add` records a bucket
+    with its per-tensor direction and weight norms; `ratios` joins all of them, combines them per
+    group (across processes in one all-reduce when sharded; `sharding.whole_norm_tensors`) and
+    gives each bucket its vector of step ratios r. Sharded, `ratios` must run on every process once
+    per step, even with nothing added.
+    """
+
+    def __init__(self, sharding: Any, cache: dict) -> None:
+        self.sharding, self.cache = sharding, cache
+        self.entries: list[tuple[Bucket, Any, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, bucket: Bucket, payload: Any, direction_norms: torch.Tensor, weight_norms: torch.Tensor) -> None:
+        self.entries.append((bucket, payload, direction_norms, weight_norms))
+
+    def ratios(self) -> list[tuple[Bucket, Any, torch.Tensor]]:
+        from .sharding import layer_indices, whole_norm_tensors
+
+        if not self.entries:
+            if self.sharding is not None:  # still take part in the all-reduce
+                empty = torch.zeros(0, 2, dtype=torch.float64)
+                whole_norm_tensors(self.sharding, empty, torch.zeros(0, dtype=torch.bool),
+                                   torch.zeros(0, dtype=torch.long))
+            return []
+        parts = [bucket for bucket, _, _, _ in self.entries]
+        is_global = joined([flags(b.group["norm"] == "global", len(b), b.device) for b in parts])
+        scaled = joined([flags(b.group["weight_norm_scaling"], len(b), b.device) for b in parts])
+        columns = torch.stack([joined([d for _, _, d, _ in self.entries]),
+                               joined([w for _, _, _, w in self.entries])], dim=1)
+        layers = None
+        if self.sharding is not None:
+            layers = joined([layer_indices(self.sharding, b.params, b.device, self.cache) for b in parts])
+        whole = whole_norm_tensors(self.sharding, columns, is_global, layers)
+        ratio = step_ratios(whole[:, 0], whole[:, 1], scaled)
+        return [(bucket, payload, r) for (bucket, payload, _, _), r in zip(self.entries, split_by_bucket(ratio, parts))]
+
+
+def add_scaled(targets: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor], factors: torch.Tensor) -> None:
+    """targets[i] += factors[i] * tensors[i], in place, with a per-tensor factor from a device vector."""
+    torch._foreach_addcmul_(targets, tensors, factors.unbind(0))
