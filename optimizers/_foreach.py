@@ -89,15 +89,18 @@ def norms(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     return torch.stack(torch._foreach_norm(tensors, 2, dtype=accumulate)).to(dtype)
 
 
-def step_ratios(direction_norms: torch.Tensor, weight_norms: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
-    """r = scale / ||d||, 0 where ||d|| is 0 or not finite; scale = ||w|| where scaled and ||w|| > 0, else 1.
+def step_ratios(direction_norms: torch.Tensor, weight_norms: torch.Tensor | None = None,
+                scale: float = 1.0) -> torch.Tensor:
+    """scale * r with r = 1/||d||, or ||w||/||d|| where `weight_norms` are given (||w|| = 0 counts as 1).
 
-    The same conventions as `_normalization.step_ratio`, elementwise and without host reads.
+    The conventions of `_normalization.step_ratio`, elementwise and without host reads: where
+    ||d|| is 0 or not finite the factor is 0 (1/0 and x/inf turn into 0 below). `scale` (the lr,
+    often) is folded in before that, so a zero lr gives 0 too.
     """
-    usable = (direction_norms > 0) & torch.isfinite(direction_norms)
-    scale = torch.where(scaled & (weight_norms > 0), weight_norms, torch.ones_like(weight_norms))
-    return torch.where(usable, scale / torch.where(usable, direction_norms, torch.ones_like(direction_norms)),
-                       torch.zeros_like(direction_norms))
+    factors = direction_norms.reciprocal() * scale
+    if weight_norms is not None:
+        factors = factors * (weight_norms + (weight_norms == 0))
+    return factors.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def flags(value: bool, n: int, device: torch.device) -> torch.Tensor:
@@ -106,8 +109,11 @@ def flags(value: bool, n: int, device: torch.device) -> torch.Tensor:
 
 
 def fresh_copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """New tensors with the same values (gradient copies that the step may then change in place)."""
-    return [t.detach().clone(memory_format=torch.preserve_format) for t in tensors]
+    """New tensors with the same values (gradient copies that the step may then change in place).
+
+    One foreach op: multiplying by 1 is exact for every float, NaN and -0 included.
+    """
+    return list(torch._foreach_mul(list(tensors), 1.0)) if tensors else []
 
 
 def stacked_state(bucket: Bucket, key: str, default: float) -> torch.Tensor:
@@ -122,9 +128,37 @@ def stacked_state(bucket: Bucket, key: str, default: float) -> torch.Tensor:
     return torch.tensor([float(v) for v in values], dtype=bucket.dtype, device=bucket.device)
 
 
-def store_state(bucket: Bucket, key: str, vector: torch.Tensor) -> None:
-    """Store each element of `vector` as its tensor's 0-dim state `key` (views, one storage per step)."""
-    for state, value in zip(bucket.states, vector.to(bucket.dtype).unbind(0)):
+def state_scalars(bucket: Bucket, key: str, default: float) -> list[torch.Tensor]:
+    """The per-tensor scalar `key` of a bucket's states as a list of 0-dim tensors, for foreach ops.
+
+    This body's tensors are used as they are (no op at all); missing entries (`default`) and the
+    single-tensor body's floats are made into tensors once and written back.
+    """
+    values = [s.get(key) for s in bucket.states]
+    if all(isinstance(v, torch.Tensor) and v.device == bucket.device and v.dtype == bucket.dtype for v in values):
+        return values
+    if all(v is None for v in values):
+        vector = torch.full((len(bucket),), default, dtype=bucket.dtype, device=bucket.device)
+    else:
+        vector = stacked_state(bucket, key, default)
+    store_state(bucket, key, vector)
+    return [s[key] for s in bucket.states]
+
+
+def store_shared(bucket: Bucket, key: str, value: float) -> None:
+    """Store one 0-dim tensor holding `value` as every tensor's state `key` (one storage for all)."""
+    shared = torch.full((), value, dtype=bucket.dtype, device=bucket.device)
+    for state in bucket.states:
+        state[key] = shared
+
+
+def store_state(bucket: Bucket, key: str, vector: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    """Store each element of `vector` (or of a list of 0-dim tensors) as its tensor's state `key`.
+
+    A vector's elements are stored as 0-dim views of it: one storage per step, no copies.
+    """
+    values = vector.to(bucket.dtype).unbind(0) if isinstance(vector, torch.Tensor) else vector
+    for state, value in zip(bucket.states, values):
         state[key] = value
 
 
@@ -154,7 +188,11 @@ class PendingNorms:
         self.sharding, self.cache = sharding, cache
         self.entries: list[tuple[Bucket, Any, torch.Tensor, torch.Tensor]] = []
 
-    def add(self, bucket: Bucket, payload: Any, direction_norms: torch.Tensor, weight_norms: torch.Tensor) -> None:
+    def add(self, bucket: Bucket, payload: Any, direction_norms: torch.Tensor,
+            weight_norms: torch.Tensor | None) -> None:
+        """Record a bucket; `weight_norms` None where its group does not scale by ||w||."""
+        if weight_norms is None:
+            weight_norms = torch.zeros_like(direction_norms)
         self.entries.append((bucket, payload, direction_norms, weight_norms))
 
     def ratios(self) -> list[tuple[Bucket, Any, torch.Tensor]]:
@@ -175,7 +213,8 @@ class PendingNorms:
         if self.sharding is not None:
             layers = joined([layer_indices(self.sharding, b.params, b.device, self.cache) for b in parts])
         whole = whole_norm_tensors(self.sharding, columns, is_global, layers)
-        ratio = step_ratios(whole[:, 0], whole[:, 1], scaled)
+        weights = torch.where(scaled, whole[:, 1], torch.zeros_like(whole[:, 1]))  # 0 counts as "not scaled"
+        ratio = step_ratios(whole[:, 0], weights)
         return [(bucket, payload, r) for (bucket, payload, _, _), r in zip(self.entries, split_by_bucket(ratio, parts))]
 
 

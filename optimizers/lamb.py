@@ -238,11 +238,11 @@ def _multi_tensor_lamb(param_groups: list[dict], state: Any, *, sharding: NormSh
         if not group["layer_adaptation"]:
             torch._foreach_add_(bucket.params, neg_u, alpha=group["lr"])
             continue
-        pieces = torch.stack([norms(bucket.params, bucket.dtype), norms(neg_u, bucket.dtype)], dim=1)
+        w_norms, u_norms = norms(bucket.params, bucket.dtype), norms(neg_u, bucket.dtype)
         if sharding is None:
-            add_scaled(bucket.params, neg_u, trust_ratios(pieces, group) * group["lr"])
+            add_scaled(bucket.params, neg_u, trust_ratios(w_norms, u_norms, group) * group["lr"])
         else:
-            waiting.append((bucket, neg_u, pieces))
+            waiting.append((bucket, neg_u, torch.stack([w_norms, u_norms], dim=1)))
     if sharding is None:
         return
     if not waiting:  # every rank reduces once per step, even with nothing waiting
@@ -254,16 +254,14 @@ def _multi_tensor_lamb(param_groups: list[dict], state: Any, *, sharding: NormSh
     whole = whole_norm_tensors(sharding, joined([p for _, _, p in waiting]),
                                torch.zeros_like(layers, dtype=torch.bool), layers)
     for (bucket, neg_u, _), layer_norms in zip(waiting, split_by_bucket(whole, parts)):
-        add_scaled(bucket.params, neg_u, trust_ratios(layer_norms, bucket.group) * bucket.group["lr"])
+        ratios = trust_ratios(layer_norms[:, 0], layer_norms[:, 1], bucket.group)
+        add_scaled(bucket.params, neg_u, ratios * bucket.group["lr"])
 
 
-def trust_ratios(weight_and_update_norms: torch.Tensor, group: dict) -> torch.Tensor:
-    """phi(||w||)/||u|| per tensor from a column pair [||w||, ||u||], 1 where either norm is 0."""
-    w_norm, u_norm = weight_and_update_norms.unbind(1)
-    scaled = w_norm.clamp(group["phi_min"], group["phi_max"]) if group["phi"] == "clamp" else w_norm
-    undefined = (w_norm == 0) | (u_norm == 0)
-    return torch.where(undefined, torch.ones_like(w_norm),
-                       scaled / torch.where(undefined, torch.ones_like(u_norm), u_norm))
+def trust_ratios(w_norms: torch.Tensor, u_norms: torch.Tensor, group: dict) -> torch.Tensor:
+    """phi(||w||)/||u|| per tensor, on the device; 1 where either norm is 0."""
+    scaled = w_norms.clamp(group["phi_min"], group["phi_max"]) if group["phi"] == "clamp" else w_norms
+    return torch.where((w_norms != 0) & (u_norms != 0), scaled / u_norms, 1.0)
 
 
 def _adam_arguments(group: dict) -> dict:

@@ -184,54 +184,67 @@ def _multi_tensor_lars(param_groups: list[dict], state: Any, *, sharding: NormSh
     for bucket in buckets(param_groups, state, "lars"):
         group = bucket.group
         if not group["layer_adaptation"]:
-            _multi_tensor_move(bucket, torch.ones(len(bucket), dtype=bucket.dtype, device=bucket.device))
+            _multi_tensor_move(bucket, group["lr"])
             continue
-        pieces = torch.stack([norms(bucket.params, bucket.dtype), norms(bucket.grads, bucket.dtype)], dim=1)
+        w_norms, g_norms = norms(bucket.params, bucket.dtype), norms(bucket.grads, bucket.dtype)
         if sharding is None:
-            _multi_tensor_move(bucket, trust_ratios(pieces, group["trust_coefficient"], group["weight_decay"]))
+            ratios = trust_ratios(w_norms, g_norms, group["trust_coefficient"], group["weight_decay"])
+            _multi_tensor_move(bucket, ratios * group["lr"])
         else:
-            waiting.append((bucket, pieces))
+            waiting.append((bucket, torch.stack([w_norms, g_norms], dim=1)))
     if sharding is None:
         return
-    if waiting:  # every rank reduces once per step, even with nothing waiting
-        parts = [bucket for bucket, _ in waiting]
-        layers = joined([layer_indices(sharding, b.params, b.device, index_cache) for b in parts])
-        pieces = joined([p for _, p in waiting])
-        whole = whole_norm_tensors(sharding, pieces, torch.zeros_like(layers, dtype=torch.bool), layers)
-        for bucket, layer_norms in zip(parts, split_by_bucket(whole, parts)):
-            group = bucket.group
-            _multi_tensor_move(bucket, trust_ratios(layer_norms, group["trust_coefficient"], group["weight_decay"]))
-    else:
+    if not waiting:  # every rank reduces once per step, even with nothing waiting
         empty = torch.zeros(0, 2, dtype=torch.float64)
         whole_norm_tensors(sharding, empty, torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long))
+        return
+    parts = [bucket for bucket, _ in waiting]
+    layers = joined([layer_indices(sharding, b.params, b.device, index_cache) for b in parts])
+    whole = whole_norm_tensors(sharding, joined([p for _, p in waiting]), torch.zeros_like(layers, dtype=torch.bool),
+                               layers)
+    for bucket, layer_norms in zip(parts, split_by_bucket(whole, parts)):
+        group = bucket.group
+        ratios = trust_ratios(layer_norms[:, 0], layer_norms[:, 1], group["trust_coefficient"], group["weight_decay"])
+        _multi_tensor_move(bucket, ratios * group["lr"])
 
 
-def trust_ratios(weight_and_gradient_norms: torch.Tensor, trust_coefficient: float,
+def trust_ratios(w_norms: torch.Tensor, g_norms: torch.Tensor, trust_coefficient: float,
                  weight_decay: float) -> torch.Tensor:
-    """`ratio_from_norms` for a column pair [||w||, ||g||] per tensor, on the device."""
-    w_norm, g_norm = weight_and_gradient_norms.unbind(1)
-    denominator = g_norm + weight_decay * w_norm
-    undefined = (w_norm == 0) | (denominator == 0)
-    return torch.where(undefined, torch.ones_like(w_norm),
-                       trust_coefficient * w_norm / torch.where(undefined, torch.ones_like(w_norm), denominator))
+    """`ratio_from_norms` elementwise, on the device: 1 where ||w|| = 0 or ||g|| + lam ||w|| = 0."""
+    denominator = g_norms + weight_decay * w_norms if weight_decay else g_norms
+    defined = (w_norms != 0) & (denominator != 0)
+    return torch.where(defined, trust_coefficient * w_norms / denominator, 1.0)
 
 
-def _multi_tensor_move(bucket: Bucket, ratios: torch.Tensor) -> None:
-    """v <- mu v + c (g + lam w); w <- w - v for a bucket, with c = lr * ratio per tensor (v_0 = 0)."""
+def _multi_tensor_move(bucket: Bucket, coefficients: torch.Tensor | float) -> None:
+    """v <- mu v + c (g + lam w); w <- w - v for a bucket (v_0 = 0), with c = lr * ratio per tensor
+    (a vector) or one number for all (a group without trust ratio)."""
     group = bucket.group
     momentum, wd = group["momentum"], group["weight_decay"]
-    coefficients = ratios * group["lr"]
+    per_tensor = isinstance(coefficients, torch.Tensor)
     if momentum == 0:  # w <- w (1 - c lam) - c g
         if wd:
-            torch._foreach_mul_(bucket.params, (1 - coefficients * wd).unbind(0))
-        add_scaled(bucket.params, bucket.grads, -coefficients)
+            if per_tensor:
+                torch._foreach_mul_(bucket.params, (1 - coefficients * wd).unbind(0))
+            else:
+                torch._foreach_mul_(bucket.params, 1 - coefficients * wd)
+        if per_tensor:
+            add_scaled(bucket.params, bucket.grads, -coefficients)
+        else:
+            torch._foreach_add_(bucket.params, bucket.grads, alpha=-coefficients)
         return
     for p, state in zip(bucket.params, bucket.states):
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     buffers = [state["momentum_buffer"] for state in bucket.states]
     torch._foreach_mul_(buffers, momentum)
-    add_scaled(buffers, bucket.grads, coefficients)
-    if wd:
-        add_scaled(buffers, bucket.params, coefficients * wd)
+    if per_tensor:
+        factors = coefficients.unbind(0)
+        torch._foreach_addcmul_(buffers, bucket.grads, factors)
+        if wd:
+            torch._foreach_addcmul_(buffers, bucket.params, factors, value=wd)
+    else:
+        torch._foreach_add_(buffers, bucket.grads, alpha=coefficients)
+        if wd:
+            torch._foreach_add_(buffers, bucket.params, alpha=coefficients * wd)
     torch._foreach_sub_(bucket.params, buffers)

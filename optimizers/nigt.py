@@ -28,10 +28,10 @@ from ._foreach import (
     PendingNorms,
     add_scaled,
     buckets,
-    flags,
     norms,
-    stacked_state,
+    state_scalars,
     step_ratios,
+    store_shared,
     store_state,
 )
 from ._normalization import (
@@ -144,55 +144,70 @@ def _extrapolation(beta: float) -> float:
 
 @dataclass
 class LeanScalars:
-    """A bucket's a_{t-1} and beta_t as read at the start of a step (vectors over its tensors)."""
+    """A bucket's a_{t-1} and beta_t as read at the start of a step (0-dim tensors, one per tensor)."""
 
-    step_size: torch.Tensor
-    beta: torch.Tensor
+    step_size: list[torch.Tensor]
+    beta: list[torch.Tensor]
 
 
 def lean_to_reported_and_momentum(bucket: Bucket, directions: list[torch.Tensor], weight_decay: float,
-                                  active: torch.Tensor | None = None) -> tuple[list[torch.Tensor], LeanScalars]:
+                                  active: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], LeanScalars]:
     """p: x_t -> w_t and m_t = beta_t m_{t-1} + (1 - beta_t)(d + lam x_t), in place for a whole bucket.
 
     A new tensor starts from m_0 = 0 and beta = 0, which gives m_1 = d_1 exactly. Weight decay is
     folded into the buffer with x_t = w_t - s m_{t-1} (s = c_t a_{t-1}), so no copy of the
-    gradients is made. Where `active` is False (nigt_adaptive before its first usable gradient),
-    neither p nor m moves.
+    gradients is made. `active` (nigt_adaptive: 1.0, or 0.0 before its first usable gradient, where
+    neither p nor m may move) scales the shift and the momentum's weight.
     """
     for p, state in zip(bucket.params, bucket.states):
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     momenta = [state["momentum_buffer"] for state in bucket.states]
-    previous = LeanScalars(stacked_state(bucket, "step_size", 0.0), stacked_state(bucket, "beta_next", 0.0))
-    beta = previous.beta
-    shift, weight = beta / (1 - beta) * previous.step_size, 1 - beta
+    previous = LeanScalars(state_scalars(bucket, "step_size", 0.0), state_scalars(bucket, "beta_next", 0.0))
+    weights = torch._foreach_mul(previous.beta, -1.0)  # 1 - beta_t
+    torch._foreach_add_(weights, 1.0)
+    shifts = torch._foreach_div(previous.beta, weights)  # c_t a_{t-1}
+    torch._foreach_mul_(shifts, previous.step_size)
     if active is not None:
-        shift, weight = torch.where(active, shift, 0.0), torch.where(active, weight, 0.0)
-    add_scaled(bucket.params, momenta, shift)
+        torch._foreach_mul_(shifts, active)
+        torch._foreach_mul_(weights, active)
+    torch._foreach_addcmul_(bucket.params, momenta, shifts)
     if weight_decay == 0.0:
-        torch._foreach_lerp_(momenta, directions, weight.unbind(0))
-    else:
-        torch._foreach_mul_(momenta, (1 - weight - weight * weight_decay * shift).unbind(0))
-        add_scaled(momenta, directions, weight)
-        add_scaled(momenta, bucket.params, weight * weight_decay)
+        torch._foreach_lerp_(momenta, directions, weights)
+        return momenta, previous
+    keep = torch._foreach_mul(weights, shifts)  # 1 - w - lam w s, with w = 1 - beta_t
+    torch._foreach_mul_(keep, -weight_decay)
+    torch._foreach_add_(keep, 1.0)
+    torch._foreach_sub_(keep, weights)
+    torch._foreach_mul_(momenta, keep)
+    torch._foreach_addcmul_(momenta, directions, weights)
+    torch._foreach_addcmul_(momenta, bucket.params, weights, value=weight_decay)
     return momenta, previous
 
 
-def lean_to_next_training_point(bucket: Bucket, momenta: list[torch.Tensor], step_size: torch.Tensor,
-                                beta_next: torch.Tensor, previous: LeanScalars | None = None,
+def lean_to_next_training_point(bucket: Bucket, momenta: list[torch.Tensor], step_size: torch.Tensor | float,
+                                beta_next: torch.Tensor | float, previous: LeanScalars | None = None,
                                 active: torch.Tensor | None = None) -> None:
-    """p: w_t -> x_{t+1} = w_t - a_t (1 + c_{t+1}) m_t for a whole bucket; stores a_t and beta_{t+1}.
+    """p: w_t -> x_{t+1} = w_t - a_t/(1 - beta_{t+1}) m_t for a whole bucket; stores a_t and beta_{t+1}.
 
-    Where `active` is False, p stays and the previous scalars are kept.
+    `step_size` and `beta_next` are vectors over the bucket's tensors, or one number for all (nigt's
+    beta; the lr of a group that is not normalized). Where `active` (a boolean vector) is False, p
+    stays and the `previous` scalars are kept.
     """
-    move = -step_size / (1 - beta_next)
     if active is not None:
-        move = torch.where(active, move, 0.0)
-        step_size = torch.where(active, step_size, previous.step_size)
-        beta_next = torch.where(active, beta_next, previous.beta)
-    add_scaled(bucket.params, momenta, move)
-    store_state(bucket, "step_size", step_size)
-    store_state(bucket, "beta_next", beta_next)
+        move = torch.where(active, -step_size / (1 - beta_next), 0.0)
+        add_scaled(bucket.params, momenta, move)
+        store_state(bucket, "step_size", torch.where(active, step_size, torch.stack(previous.step_size)))
+        store_state(bucket, "beta_next", torch.where(active, beta_next, torch.stack(previous.beta)))
+        return
+    if isinstance(step_size, float):  # the same step for all: a Python number, one shared 0-dim state
+        torch._foreach_add_(bucket.params, momenta, alpha=-step_size / (1.0 - beta_next))
+        store_shared(bucket, "step_size", step_size)
+    else:
+        sizes = step_size.to(bucket.dtype).unbind(0)
+        torch._foreach_addcmul_(bucket.params, momenta, sizes, value=-1.0 / (1.0 - beta_next))
+        store_state(bucket, "step_size", sizes)
+    store_shared(bucket, "beta_next", beta_next)
 
 
 @register_optimizer(
@@ -270,17 +285,15 @@ def _multi_tensor_nigt(param_groups: list[dict], state: Any, *, sharding: NormSh
     for bucket in buckets(param_groups, state, name):
         group = bucket.group
         momenta, _ = lean_to_reported_and_momentum(bucket, bucket.grads, group["weight_decay"])
-        beta_next = torch.full((len(bucket),), group["beta"], dtype=bucket.dtype, device=bucket.device)
         if not group["layer_adaptation"]:
-            lean_to_next_training_point(bucket, momenta, torch.full_like(beta_next, group["lr"]), beta_next)
+            lean_to_next_training_point(bucket, momenta, group["lr"], group["beta"])
             continue
-        scaled = group["weight_norm_scaling"]
         direction_norms = norms(momenta, bucket.dtype)
-        weight_norms = norms(bucket.params, bucket.dtype) if scaled else torch.zeros_like(direction_norms)
+        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] else None
         if group["norm"] == "layer" and sharding is None:
-            ratios = step_ratios(direction_norms, weight_norms, flags(scaled, len(bucket), bucket.device))
-            lean_to_next_training_point(bucket, momenta, ratios * group["lr"], beta_next)
+            step_sizes = step_ratios(direction_norms, weight_norms, group["lr"])
+            lean_to_next_training_point(bucket, momenta, step_sizes, group["beta"])
         else:
-            pending.add(bucket, (momenta, beta_next), direction_norms, weight_norms)
-    for bucket, (momenta, beta_next), ratios in pending.ratios():
-        lean_to_next_training_point(bucket, momenta, ratios * bucket.group["lr"], beta_next)
+            pending.add(bucket, momenta, direction_norms, weight_norms)
+    for bucket, momenta, ratios in pending.ratios():
+        lean_to_next_training_point(bucket, momenta, ratios * bucket.group["lr"], bucket.group["beta"])

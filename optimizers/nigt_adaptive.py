@@ -206,23 +206,22 @@ def _multi_tensor_nigt_adaptive(param_groups: list[dict], state: Any, first: dic
 
     Every tensor carries its unit's scalars (t, G_t, g estimate); a 'global' unit takes the largest
     of its members' values (they are equal unless a tensor joined late: G and the estimate only grow).
-    The recursion runs in float64. A unit is inactive (no move, no state change) until its g
-    estimate is positive, and at a non-finite gradient norm; t = 0 marks a unit never active.
+    The recursion runs in float64 (G_t^2 (t+1)^3 outgrows float32), and is stored in the tensors' dtype.
+    A unit is inactive (no move, no state change) until its g estimate is positive, and at a
+    non-finite gradient norm; t = 0 marks a unit never active.
     """
     parts = buckets(param_groups, state, name, grads=first)
     if not parts:
         return
     seconds = [[p.grad if p.grad is not None else torch.zeros_like(g) for p, g in zip(b.params, b.grads)]
                for b in parts]
-    is_global = joined([torch.full((len(b),), b.group["norm"] == "global", device=b.device) for b in parts])
-    first_norms = joined([norms(b.grads, torch.float64) for b in parts])
-    second_norms = joined([norms(s, torch.float64) for s in seconds])
-    halves = whole_norm_tensors(None, torch.stack([first_norms, second_norms], 1), is_global)
-    observed = halves.amax(1)
-    unit = _UnitScalars(parts, is_global)
-    g_hat = torch.where(unit.g > 0, unit.g, torch.maximum(unit.previous("g_hat"), observed))
-    active = torch.isfinite(observed) & (g_hat > 0)
-    C = torch.where(unit.C > 0, unit.C, (7.0 / (26.0 * g_hat ** (6.0 / 7.0))).sqrt())
+    unit = _UnitScalars(parts)
+    halves = torch.stack([joined([norms(b.grads, unit.dtype) for b in parts]),
+                          joined([norms(s, unit.dtype) for s in seconds])], dim=1)
+    observed = unit.combined(halves).amax(1)
+    g_hat = _given_or(unit.g, lambda: torch.maximum(unit.previous("g_hat"), observed))
+    active = (observed * 0 == 0) & (g_hat > 0)  # finite, and a usable estimate of g
+    C = _given_or(unit.C, lambda: (7.0 / (26.0 * g_hat ** (6.0 / 7.0))) ** 0.5)
     t_previous = unit.previous("t")
     G = torch.where(t_previous == 0, 3.0 * g_hat**2 + C ** (-14.0 / 3.0), unit.previous("G"))  # G_t
     t = t_previous + 1
@@ -231,54 +230,74 @@ def _multi_tensor_nigt_adaptive(param_groups: list[dict], state: Any, first: dic
     actives, etas, next_betas = (split_by_bucket(v, parts) for v in (active, eta, beta_next))
 
     pending = PendingNorms(None, {})
-    stepped = []
     for bucket, second, active_b, eta_b, beta_b in zip(parts, seconds, actives, etas, next_betas):
         group = bucket.group
         if group["momentum_from_mean"]:
             torch._foreach_add_(bucket.grads, second)
             torch._foreach_mul_(bucket.grads, 0.5)
-        momenta, previous = lean_to_reported_and_momentum(bucket, bucket.grads, group["weight_decay"], active_b)
+        active_values = active_b.to(bucket.dtype).unbind(0)
+        momenta, previous = lean_to_reported_and_momentum(bucket, bucket.grads, group["weight_decay"], active_values)
         torch._foreach_sub_(bucket.grads, second)  # g1 - g2 (or half of it, from the mean): the gap
-        base = (eta_b * group["lr"]).to(bucket.dtype)
-        entry = (bucket, momenta, previous, base, beta_b.to(bucket.dtype), active_b)
+        entry = (momenta, previous, eta_b * group["lr"], beta_b, active_b)
         if not group["layer_adaptation"]:
-            lean_to_next_training_point(bucket, momenta, base, entry[4], previous, active_b)
+            lean_to_next_training_point(bucket, momenta, entry[2], beta_b, previous, active_b)
             continue
-        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] \
-            else torch.zeros(len(bucket), dtype=bucket.dtype, device=bucket.device)
+        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] else None
         pending.add(bucket, entry, norms(momenta, bucket.dtype), weight_norms)
-    for bucket, (_, momenta, previous, base, beta_b, active_b), ratios in pending.ratios():
+    for bucket, (momenta, previous, base, beta_b, active_b), ratios in pending.ratios():
         lean_to_next_training_point(bucket, momenta, base * ratios, beta_b, previous, active_b)
 
-    gap_scale = joined([torch.full((len(b),), 2.0 if b.group["momentum_from_mean"] else 1.0,
-                                   dtype=torch.float64, device=b.device) for b in parts])
-    gaps = joined([norms(b.grads, torch.float64) for b in parts]) * gap_scale
-    gap = whole_norm_tensors(None, gaps.unsqueeze(1), is_global)[:, 0]
+    gaps = joined([norms(b.grads, unit.dtype) * (2.0 if b.group["momentum_from_mean"] else 1.0) for b in parts])
+    gap = unit.combined(gaps.unsqueeze(1))[:, 0]
     G_next = G + gap**2 + g_hat**2 * ((t + 1) ** 0.25 - t**0.25)
     unit.store(active, t=t, G=G_next, g_hat=g_hat)
 
 
-class _UnitScalars:
-    """Algorithm 2's per-unit inputs and stored scalars as vectors over all buckets' tensors."""
+def _given_or(setting: float | torch.Tensor, default: Callable[[], Any]) -> Any:
+    """A setting where it is positive, else its default (0 means "use the default")."""
+    if isinstance(setting, float):
+        return setting if setting > 0 else default()
+    return torch.where(setting > 0, setting, default())
 
-    def __init__(self, parts: list[Bucket], is_global: torch.Tensor) -> None:
-        self.parts, self.is_global = parts, is_global
-        global_groups = [b.group for b in parts if b.group["norm"] == "global"]
-        shared = global_groups[0] if global_groups else None  # a 'global' unit's g and C: its first group's
+
+class _UnitScalars:
+    """Algorithm 2's per-unit inputs and stored scalars as vectors over all buckets' tensors.
+
+    A setting (g, C) is one number where all groups agree, else a vector; a 'global' unit uses its
+    first group's settings.
+    """
+
+    def __init__(self, parts: list[Bucket]) -> None:
+        self.parts = parts
+        self.dtype = torch.float64
+        self.has_global = any(b.group["norm"] == "global" for b in parts)
+        self.is_global = joined([torch.full((len(b),), b.group["norm"] == "global", device=b.device)
+                                 for b in parts]) if self.has_global else None
+        shared = next((b.group for b in parts if b.group["norm"] == "global"), None)
         self.g = self._setting(lambda group: (shared if group["norm"] == "global" else group)["g"])
         self.C = self._setting(lambda group: (shared if group["norm"] == "global" else group)["C"])
 
-    def _setting(self, value_of: Callable[[dict], float]) -> torch.Tensor:
-        return joined([torch.full((len(b),), value_of(b.group), dtype=torch.float64, device=b.device)
-                       for b in self.parts])
+    def _setting(self, value_of: Callable[[dict], float]) -> float | torch.Tensor:
+        values = [value_of(b.group) for b in self.parts]
+        if len(set(values)) == 1:
+            return float(values[0])
+        return joined([torch.full((len(b),), v, dtype=self.dtype, device=b.device) for b, v in zip(self.parts, values)])
+
+    def combined(self, norms_by_column: torch.Tensor) -> torch.Tensor:
+        """Per-tensor norms -> per-unit norms (a 'global' unit's members get their joint norm)."""
+        if not self.has_global:
+            return norms_by_column
+        return whole_norm_tensors(None, norms_by_column, self.is_global)
 
     def own(self, key: str) -> torch.Tensor:
         """The stored scalar of each tensor (0 where none yet)."""
-        return joined([stacked_state(b, key, 0.0).double() for b in self.parts])
+        return joined([stacked_state(b, key, 0.0).to(self.dtype) for b in self.parts])
 
     def previous(self, key: str) -> torch.Tensor:
         """The stored scalar of each tensor's unit: a 'global' unit's members share their largest."""
         own = self.own(key)
+        if not self.has_global:
+            return own
         shared = torch.where(self.is_global, own, torch.zeros_like(own)).amax()
         return torch.where(self.is_global, shared, own)
 

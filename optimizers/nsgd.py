@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from ._foreach import PendingNorms, add_scaled, buckets, flags, fresh_copies, norms, step_ratios
+from ._foreach import PendingNorms, add_scaled, buckets, fresh_copies, norms, step_ratios
 from ._normalization import (
     NormalizedOptimizer,
     PendingNormalization,
@@ -130,12 +130,9 @@ def _multi_tensor_normalized_sgd(param_groups: list[dict], state: Any, *, moment
             torch._foreach_add_(bucket.params, directions, alpha=-group["lr"])
             continue
         direction_norms = norms(directions, bucket.dtype)
-        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] \
-            else torch.zeros_like(direction_norms)
+        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] else None
         if group["norm"] == "layer" and sharding is None:
-            ratios = step_ratios(direction_norms, weight_norms, flags(group["weight_norm_scaling"], len(bucket),
-                                                                      bucket.device))
-            add_scaled(bucket.params, directions, ratios * -group["lr"])
+            add_scaled(bucket.params, directions, step_ratios(direction_norms, weight_norms, -group["lr"]))
         else:
             pending.add(bucket, directions, direction_norms, weight_norms)
     for bucket, directions, ratios in pending.ratios():
