@@ -5,7 +5,12 @@
 """
 
 from .hyperparams import Hyperparameter, HyperparameterError
-from .param_groups import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, ParamGroupPolicy
+from .param_groups import (
+    PAPER_RECIPE_HYPERPARAMETERS,
+    PAPER_RECIPE_POLICY,
+    PAPER_RECIPE_SETTINGS,
+    ParamGroupPolicy,
+)
 from .errors import InputError
 from .registry import (
     PluginError,
@@ -24,7 +29,8 @@ from .swap import evaluation_weights, has_eval_swap
 
 __all__ = [
     "Hyperparameter", "HyperparameterError", "InputError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
-    "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "Schedule",
+    "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "PAPER_RECIPE_SETTINGS",
+    "Schedule",
     "build_scheduler", "create", "epochs_to_steps", "evaluation_weights", "get_spec", "has_eval_swap",
     "load_optimizer_file", "names", "plugin_errors", "register_optimizer", "register_spec", "specs",
 ]
