@@ -33,6 +33,7 @@ from .sharding import GLOBAL, NormSharding, whole_norms
 
 NORM_CHOICES = ("layer", "global")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_BLAS_DTYPES = (torch.float32, torch.float64)
 
 
 def norm_hyperparameters(weight_decay_help: str) -> list[Hyperparameter]:
@@ -56,7 +57,14 @@ def dense_grad(p: torch.Tensor, optimizer_name: str) -> torch.Tensor:
 
 
 def tensor_norm(t: torch.Tensor) -> float:
-    """The 2-norm of a tensor as a Python float (half precision is accumulated in float32)."""
+    """The 2-norm of a tensor as a Python float (half precision is accumulated in float32).
+
+    On CPU a contiguous float tensor takes sqrt(t . t): the BLAS dot product reads it faster than
+    vector_norm's reduction does, with the same float32/float64 accumulation.
+    """
+    if t.device.type == "cpu" and t.dtype in _BLAS_DTYPES and t.is_contiguous():
+        flat = t.view(-1)
+        return math.sqrt(float(torch.dot(flat, flat)))
     dtype = torch.float32 if t.dtype in _LOW_PRECISION else None
     return float(torch.linalg.vector_norm(t, dtype=dtype))
 

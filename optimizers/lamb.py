@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from ._base import NightbenchOptimizer
+from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
@@ -185,7 +186,7 @@ class Lamb(NightbenchOptimizer):
 
 
 def _norm(t: torch.Tensor) -> float:
-    return torch.linalg.vector_norm(t).item()
+    return tensor_norm(t)
 
 
 def _negative_update(

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ._base import NightbenchOptimizer
+from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, lr_param, weight_decay_param
 from .registry import register_optimizer
@@ -132,7 +133,7 @@ def trust_ratio(param: torch.Tensor, grad: torch.Tensor, trust_coefficient: floa
 
 
 def _norm(t: torch.Tensor) -> float:
-    return torch.linalg.vector_norm(t).item()
+    return tensor_norm(t)
 
 
 def ratio_from_norms(w_norm: float, g_norm: float, trust_coefficient: float, weight_decay: float) -> float:

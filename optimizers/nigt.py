@@ -164,10 +164,16 @@ def lean_to_reported_and_momentum(bucket: Bucket, directions: list[torch.Tensor]
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
     momenta = [state["momentum_buffer"] for state in bucket.states]
     previous = LeanScalars(state_scalars(bucket, "step_size", 0.0), state_scalars(bucket, "beta_next", 0.0))
-    weights = torch._foreach_mul(previous.beta, -1.0)  # 1 - beta_t
-    torch._foreach_add_(weights, 1.0)
-    shifts = torch._foreach_div(previous.beta, weights)  # c_t a_{t-1}
-    torch._foreach_mul_(shifts, previous.step_size)
+    if active is None and all(beta is previous.beta[0] for beta in previous.beta):
+        # One beta_t for the whole bucket (nigt stores it once per group): c_t computed once.
+        weight = 1 - previous.beta[0]
+        weights = [weight] * len(bucket)
+        shifts = torch._foreach_mul(previous.step_size, previous.beta[0] / weight)  # c_t a_{t-1}
+    else:
+        weights = torch._foreach_mul(previous.beta, -1.0)  # 1 - beta_t
+        torch._foreach_add_(weights, 1.0)
+        shifts = torch._foreach_div(previous.beta, weights)  # c_t a_{t-1}
+        torch._foreach_mul_(shifts, previous.step_size)
     if active is not None:
         torch._foreach_mul_(shifts, active)
         torch._foreach_mul_(weights, active)

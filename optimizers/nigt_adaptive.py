@@ -274,6 +274,7 @@ class _UnitScalars:
         self.is_global = joined([torch.full((len(b),), b.group["norm"] == "global", device=b.device)
                                  for b in parts]) if self.has_global else None
         shared = next((b.group for b in parts if b.group["norm"] == "global"), None)
+        self._own: dict[str, torch.Tensor] = {}
         self.g = self._setting(lambda group: (shared if group["norm"] == "global" else group)["g"])
         self.C = self._setting(lambda group: (shared if group["norm"] == "global" else group)["C"])
 
@@ -290,8 +291,10 @@ class _UnitScalars:
         return whole_norm_tensors(None, norms_by_column, self.is_global)
 
     def own(self, key: str) -> torch.Tensor:
-        """The stored scalar of each tensor (0 where none yet)."""
-        return joined([stacked_state(b, key, 0.0).to(self.dtype) for b in self.parts])
+        """The stored scalar of each tensor (0 where none yet), as read at the start of the step."""
+        if key not in self._own:
+            self._own[key] = joined([stacked_state(b, key, 0.0).to(self.dtype) for b in self.parts])
+        return self._own[key]
 
     def previous(self, key: str) -> torch.Tensor:
         """The stored scalar of each tensor's unit: a 'global' unit's members share their largest."""

@@ -12,7 +12,10 @@ Models: blocks of Linear + LayerNorm (4 tensors each), 12 blocks = 48 tensors an
 (`foreach=False`: one tensor at a time, `foreach=True`: multi-tensor), next to torch's SGD with
 momentum and Adam/AdamW in their for-loop, foreach and fused forms. The targets for a multi-tensor
 body (printed, with a verdict): no host reads, and at 200 tensors at most 3x the ops of torch's
-SGD-momentum foreach. Asserted (they are properties of the code, not of the machine): the counter
+SGD-momentum foreach. nightbench builds two param groups (weights; biases and norm layers), and
+ops are dispatched per group, so the verdict is given twice: against torch's SGD on the model's
+parameters as one group (the issue's literal reference) and against torch's SGD on the same two
+groups (`create("sgd", model, foreach=True)`). Asserted (they are properties of the code, not of the machine): the counter
 sees host reads, and a multi-tensor body makes none and dispatches as many ops at 200 tensors as
 at 48.
 """
@@ -117,8 +120,10 @@ TORCH_ENTRIES: dict[str, Callable[[torch.nn.Module], torch.optim.Optimizer]] = {
     "torch Adam foreach": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3, foreach=True),
     "torch Adam fused": lambda m: torch.optim.Adam(m.parameters(), lr=1e-3, fused=True),
     "torch AdamW fused": lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3, fused=True),
+    "torch SGD-momentum foreach, 2 groups": lambda m: create("sgd", m, foreach=True),
 }
 SGD_FOREACH = "torch SGD-momentum foreach"
+SGD_FOREACH_SAME_GROUPS = "torch SGD-momentum foreach, 2 groups"
 
 
 def has_bodies(name: str) -> bool:
@@ -158,16 +163,18 @@ def count_table() -> dict[str, Row]:
 
 def format_table(table: dict[str, Row]) -> list[str]:
     big = TENSOR_COUNTS[-1]
-    limit = OPS_TARGET_FACTOR * table[SGD_FOREACH].counts[big][0]
-    header = f"{'optimizer':<30}" + "".join(f" {f'ops@{n}':>8} {f'reads@{n}':>9}" for n in TENSOR_COUNTS)
-    lines = [header + f"  target for multi-tensor bodies: 0 reads, ops@{big} <= {limit:.0f}"]
+    limits = [OPS_TARGET_FACTOR * table[ref].counts[big][0] for ref in (SGD_FOREACH, SGD_FOREACH_SAME_GROUPS)]
+    header = f"{'optimizer':<38}" + "".join(f" {f'ops@{n}':>8} {f'reads@{n}':>9}" for n in TENSOR_COUNTS)
+    lines = [f"target for multi-tensor bodies: 0 reads and ops@{big} <= {limits[0]:.0f} (3x torch SGD-momentum "
+             f"foreach, 1 group) / <= {limits[1]:.0f} (3x the same on nightbench's 2 groups)",
+             header + "  verdict (1 group / 2 groups)"]
     for name, row in table.items():
         cells = "".join(f" {row.counts[n][0]:>8} {row.counts[n][1]:>9}" for n in TENSOR_COUNTS)
         verdict = ""
         if name.endswith(" multi"):
             ops, reads = row.counts[big]
-            verdict = "  meets" if reads == 0 and ops <= limit else "  MISSES"
-        lines.append(f"{name:<30}{cells}{verdict}")
+            verdict = "  " + " / ".join("meets" if reads == 0 and ops <= limit else "MISSES" for limit in limits)
+        lines.append(f"{name:<38}{cells}{verdict}")
     return lines
 
 

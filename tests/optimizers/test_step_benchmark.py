@@ -271,3 +271,58 @@ def test_paired_ratios_use_the_faster_baseline_after_the_warmup():
     assert [line.split()[1] for line in fastest] == ["lars", "lamb", "nigt_adaptive[multi]"]
     assert "<= 1.5x sgd: meets (1.40; 1.20)" in fastest[2]
     assert ratio_table({}) == ["benchmarks were not timed (run with --benchmark-enable to measure)"]
+
+
+@pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
+def test_cpu_body_choice(benchmark, shared_params, pytestconfig):
+    """Which body `foreach=None` should pick on CPU: the two bodies timed round by round, alternating,
+    on the same tensors (so a change of machine load hits both); printed beside each optimizer's
+    CPU_FOREACH. Runs one round, untimed, when benchmarks are disabled."""
+    tensors, start, grads = shared_params
+    rounds = 1 if benchmark.disabled else ROUNDS
+    lines = [f"{'optimizer':<16} {'single ms':>10} {'multi ms':>9} {'multi/single':>13}  faster  CPU_FOREACH"]
+    for name in BUILTINS:
+        if name in BASELINES or not _has_bodies(name):
+            continue
+        with torch.no_grad():
+            for p, s, g in zip(tensors, start, grads):
+                p.copy_(s)
+                p.grad = g
+        steps = {body: _stepper(create(name, tensors, foreach=foreach), name, tensors) for body, foreach in BODIES.items()}
+        seconds = {body: [] for body in BODIES}
+        for _ in range(WARMUP_ROUNDS if rounds > 1 else 0):
+            for step in steps.values():
+                step()
+        for _ in range(rounds):
+            for body, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                seconds[body].append(time.perf_counter() - t0)
+        single, multi = (statistics.median(seconds[b]) for b in BODIES)
+        choice = type(create(name, tensors[:1])).CPU_FOREACH
+        lines.append(f"{name:<16} {single * 1e3:10.2f} {multi * 1e3:9.2f} {multi / single:13.2f}  "
+                     f"{'multi ' if multi < single else 'single'}  {'multi' if choice else 'single'}")
+        assert all(torch.isfinite(p).all() for p in tensors[:2])
+    if not benchmark.disabled:
+        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            reporter.write("\n")
+            reporter.write_sep("-", "the two bodies on CPU, alternating rounds (median)")
+            for line in lines:
+                reporter.write_line(line)
+
+
+def _stepper(optimizer, name, params):
+    if get_spec(name).gradients_per_step == 1:
+        return optimizer.step
+    first = [p.grad for p in params]
+    second = [g.flip(0) for g in first]
+    sets = itertools.cycle((first, second))
+
+    def closure():
+        for p, g in zip(params, next(sets)):
+            p.grad = g
+        return 0.0
+
+    return lambda: optimizer.step(closure)
