@@ -35,7 +35,7 @@ from .timm_bridge import timm_names, timm_spec
 ENTRY_POINT_GROUP = "nightbench.optimizers"
 # Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
 _INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory",
-                           "sharding", "spec", "errors", "attached_config"}
+                           "sharding", "spec", "errors", "attached_config", "finite"}
 # The tiny tensors a plugin's optimizer is built on when it loads: a matrix and a vector, so that
 # the param-group policy makes both of its groups.
 _PROBE_SHAPES = ((2, 2), (2,))
