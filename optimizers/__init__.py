@@ -4,6 +4,7 @@
     opt = create("nigt", model, lr=1e-3)
 """
 
+from .errors import InputError
 from .hyperparams import Hyperparameter, HyperparameterError
 from .param_groups import (
     PAPER_RECIPE_HYPERPARAMETERS,
@@ -11,7 +12,6 @@ from .param_groups import (
     PAPER_RECIPE_SETTINGS,
     ParamGroupPolicy,
 )
-from .errors import InputError
 from .registry import (
     PluginError,
     create,
@@ -23,8 +23,8 @@ from .registry import (
     register_spec,
     specs,
 )
-from .spec import OptimizerSpec, UnknownOptimizerError
 from .schedules import Schedule, build_scheduler, epochs_to_steps
+from .spec import OptimizerSpec, UnknownOptimizerError
 from .swap import evaluation_weights, has_eval_swap
 
 __all__ = [

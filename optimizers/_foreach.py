@@ -20,6 +20,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from .sharding import layer_indices, whole_norm_tensors
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -196,8 +198,6 @@ class PendingNorms:
         self.entries.append((bucket, payload, direction_norms, weight_norms))
 
     def ratios(self) -> list[tuple[Bucket, Any, torch.Tensor]]:
-        from .sharding import layer_indices, whole_norm_tensors
-
         if not self.entries:
             if self.sharding is not None:  # still take part in the all-reduce
                 empty = torch.zeros(0, 2, dtype=torch.float64)
