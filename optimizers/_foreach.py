@@ -6,9 +6,10 @@ tensor). Everything a step computes from the data (norms, step factors, Algorith
 a device tensor: nothing is read back to the host, so on a GPU a step never waits for the device,
 and `torch.compile(step, fullgraph=True)` sees no data-dependent Python branch.
 
-Per-tensor scalars are computed as one vector per step (`stack` of the buckets' norms, elementwise
-math once, `torch.where` for the zero/non-finite conventions) and stored back into each tensor's
-state as 0-dim views of that vector (`unbind`), so state dicts keep torch's per-parameter layout.
+Per-tensor scalars are computed as one vector per bucket and step (`stack` of the norms, then
+elementwise math, with `nan_to_num`/`torch.where` for the zero and non-finite conventions) and
+stored back into each tensor's state as 0-dim views of that vector (`unbind`), so state dicts keep
+torch's per-parameter layout.
 Either body reads the other's state: the single-tensor body stores Python floats, this one 0-dim
 tensors.
 """
