@@ -4,12 +4,16 @@
     opt = create("nigt", model, lr=1e-3)
 """
 
+from .errors import InputError
 from .hyperparams import Hyperparameter, HyperparameterError
-from .param_groups import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, ParamGroupPolicy
+from .param_groups import (
+    PAPER_RECIPE_HYPERPARAMETERS,
+    PAPER_RECIPE_POLICY,
+    PAPER_RECIPE_SETTINGS,
+    ParamGroupPolicy,
+)
 from .registry import (
-    OptimizerSpec,
     PluginError,
-    UnknownOptimizerError,
     create,
     get_spec,
     load_optimizer_file,
@@ -20,11 +24,13 @@ from .registry import (
     specs,
 )
 from .schedules import Schedule, build_scheduler, epochs_to_steps
+from .spec import OptimizerSpec, UnknownOptimizerError
 from .swap import evaluation_weights, has_eval_swap
 
 __all__ = [
-    "Hyperparameter", "HyperparameterError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
-    "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "Schedule",
+    "Hyperparameter", "HyperparameterError", "InputError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
+    "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "PAPER_RECIPE_SETTINGS",
+    "Schedule",
     "build_scheduler", "create", "epochs_to_steps", "evaluation_weights", "get_spec", "has_eval_swap",
     "load_optimizer_file", "names", "plugin_errors", "register_optimizer", "register_spec", "specs",
 ]

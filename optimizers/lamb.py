@@ -11,31 +11,34 @@ Why not timm.optim.Lamb: by default it clips the GLOBAL gradient norm to 1.0 bef
 (max_grad_norm=1.0; can be disabled); it applies the trust ratio exactly when weight_decay != 0
 or `always_adapt`, so "decayed but not adapted" (policy excluded_weight_decay=True) cannot be
 expressed; its only clamp is min(ratio, 1), not phi(||w||). Configured faithfully (no clipping,
-always_adapt per group) it matches the formula, but its step took ~2x ours here (the timm rows
-of tests/optimizers/test_step_benchmark.py).
+always_adapt per group) it matches the formula (timm's rows in tests/optimizers/test_step_benchmark.py
+time both). Two bodies (see `_base`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from .hyperparams import Hyperparameter, beta_param, eps_param, lr_param, resolve, weight_decay_param
+from ._base import NightbenchOptimizer
+from ._normalization import tensor_norm
+from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
+from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, get_norm_sharding, whole_norms
+from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, layer_indices, whole_norm_tensors, whole_norms
 
 HYPERPARAMETERS = (
-    lr_param(1e-3),
-    beta_param("beta1", 0.9, "first-moment decay"),
-    beta_param("beta2", 0.999, "second-moment decay"),
-    eps_param(1e-6),
-    weight_decay_param(0.01, "decoupled weight decay lam inside u = r + lam*w (LAMB paper, BERT: 0.01)"),
-    Hyperparameter("phi", "identity", str, choices=("identity", "clamp"),
+    lr_param(),
+    beta_param("beta1", help="first-moment decay"),
+    beta_param("beta2", help="second-moment decay"),
+    eps_param(),
+    weight_decay_param(help="decoupled weight decay lam inside u = r + lam*w (LAMB paper, BERT: 0.01)"),
+    Hyperparameter("phi", kind=str, choices=("identity", "clamp"),
                    help="scaling of ||w|| in the trust ratio: identity, or clamp to [phi_min, phi_max]"),
-    Hyperparameter("phi_min", 0.0, float, low=0.0, help="lower clamp of ||w|| when phi='clamp'"),
-    Hyperparameter("phi_max", 10.0, float, low=0.0, help="upper clamp of ||w|| when phi='clamp'"),
+    Hyperparameter("phi_min", kind=float, low=0.0, help="lower clamp of ||w|| when phi='clamp'"),
+    Hyperparameter("phi_max", kind=float, low=0.0, help="upper clamp of ||w|| when phi='clamp'"),
 )
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -47,7 +50,7 @@ _FUSED_DEVICES = ("cpu", "cuda")
     state_slots=2,
     hyperparameters=HYPERPARAMETERS,
 )
-class Lamb(torch.optim.Optimizer):
+class Lamb(NightbenchOptimizer):
     """LAMB as in the paper's Algorithm 2 (bias-corrected moments, per-tensor trust ratio).
 
     Param groups with `layer_adaptation=False` (biases, norm layers under the default policy) get
@@ -55,18 +58,22 @@ class Lamb(torch.optim.Optimizer):
     the default policy, so they are not decayed either).
 
     Deviations and choices: no gradient clipping (unlike timm's and NVIDIA's defaults); the
-    step count t is kept per tensor (`state['step']`, a 0-dim tensor) like torch's Adam. Grads that
-    are None are skipped; sparse grads are refused. Zero gradients give r = 0, so u = lam w.
+    step count t is kept per tensor (`state['step']`, a 0-dim float32 tensor) like torch's Adam; a
+    state dict whose steps are plain numbers loads too. Grads that are None are skipped; sparse
+    grads are refused. Zero gradients give r = 0, so u = lam w.
 
-    Speed: per tensor, torch's fused Adam kernel (torch._fused_adam_) writes -u into a scratch
+    Speed, single-tensor body: per tensor, torch's fused Adam kernel (torch._fused_adam_) writes -u into a scratch
     buffer seeded with -lam w, then two norms and one axpy while the tensor is in cache. The
     scratch buffer, the size of the largest parameter tensor, is kept between steps on
     `self._scratch` (not optimizer state: it is not saved and holds nothing between steps).
     Non-contiguous tensors and other devices take plain in-place ops (same formula). Holding ZeRO
     pieces (optimizers/sharding.py), it keeps each piece's -u (transient memory: one copy of the
     pieces), sums the pieces' squared norms per layer over the ranks in one all-reduce, then steps.
+    Multi-tensor body: the same kernel over a whole bucket (writing -u for all its tensors: one
+    transient copy of the bucket), the norms and ratios on the device, one foreach update.
     """
 
+    NAME = "lamb"
     SHARDING = NORM_HOOK  # on ZeRO pieces, ||w|| and ||u|| are summed per layer over the ranks
 
     def __init__(
@@ -80,19 +87,17 @@ class Lamb(torch.optim.Optimizer):
         phi: str = "identity",
         phi_min: float = 0.0,
         phi_max: float = 10.0,
+        *,
+        foreach: bool | None = None,
     ) -> None:
-        values = resolve(
-            HYPERPARAMETERS,
-            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                 phi=phi, phi_min=phi_min, phi_max=phi_max),
-            "lamb",
-        )
-        if values["phi_min"] > values["phi_max"]:
-            raise ValueError(
-                f"invalid hyperparameters for 'lamb': phi_min={phi_min} must be <= phi_max={phi_max}"
-            )
-        super().__init__(params, dict(values, layer_adaptation=True))
+        super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                      phi=phi, phi_min=phi_min, phi_max=phi_max), foreach)
         self._scratch: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def check_hyperparameters(values: Mapping[str, Any]) -> None:
+        if values["phi_min"] > values["phi_max"]:
+            raise HyperparameterError(f"phi_min={values['phi_min']} must be <= phi_max={values['phi_max']}")
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -105,7 +110,14 @@ class Lamb(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sharding = get_norm_sharding(self)
+        if self.uses_multi_tensor():
+            _multi_tensor_lamb(self.param_groups, self.state, sharding=get_norm_sharding(self),
+                               index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
+        else:
+            self._single_tensor_lamb(get_norm_sharding(self))
+        return loss
+
+    def _single_tensor_lamb(self, sharding: NormSharding | None) -> None:
         waiting: list | None = [] if sharding is not None else None  # sharded: (p, -u, group) until norms are known
         for group in self.param_groups:
             for p in group["params"]:
@@ -114,19 +126,13 @@ class Lamb(torch.optim.Optimizer):
                 if p.grad.is_sparse:
                     raise RuntimeError("lamb does not support sparse gradients")
                 state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                elif state["step"].device != p.device:  # e.g. a CPU checkpoint loaded for a GPU model
-                    state["step"] = state["step"].to(p.device, torch.float32)
+                _prepare_state(state, p)
                 state["step"] += 1
                 self._update(p, p.grad, state, group, waiting)
         if sharding is not None:  # every rank reduces once per step, even with nothing waiting
             pieces = [(sharding.layer_of(p), (_norm(p), _norm(neg_u))) for p, neg_u, _ in waiting]
             for (p, neg_u, group), (w_norm, u_norm) in zip(waiting, whole_norms(sharding, pieces)):
                 p.add_(neg_u, alpha=group["lr"] * self._ratio_from_norms(w_norm, u_norm, group))
-        return loss
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict, waiting: list | None) -> None:
         """Update the moments and, unless `waiting` collects it for the layers' norms, p."""
@@ -180,7 +186,7 @@ class Lamb(torch.optim.Optimizer):
 
 
 def _norm(t: torch.Tensor) -> float:
-    return torch.linalg.vector_norm(t).item()
+    return tensor_norm(t)
 
 
 def _negative_update(
@@ -195,4 +201,106 @@ def _negative_update(
     neg_u = torch.div(exp_avg, denominator, out=denominator).mul_(-1 / (1 - beta1 ** t))
     if group["weight_decay"]:
         neg_u.add_(p, alpha=-group["weight_decay"])
+    return neg_u
+
+
+def _prepare_state(state: dict, p: torch.Tensor) -> None:
+    """Create a tensor's state, or bring a loaded one into shape: the step a float32 tensor on p's device.
+
+    A state dict may carry the step as a plain number (saved by another implementation) or on
+    another device (a CPU checkpoint loaded for a GPU model).
+    """
+    if not state:
+        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    elif not isinstance(state["step"], torch.Tensor):
+        state["step"] = torch.tensor(float(state["step"]), dtype=torch.float32, device=p.device)
+    elif state["step"].device != p.device or state["step"].dtype != torch.float32:
+        state["step"] = state["step"].to(p.device, torch.float32)
+
+
+def _multi_tensor_lamb(param_groups: list[dict], state: Any, *, sharding: NormSharding | None,
+                       index_cache: dict) -> None:
+    """One LAMB step, a bucket of tensors at a time, the trust ratios kept on the device."""
+    waiting: list[tuple[Bucket, list[torch.Tensor], torch.Tensor]] = []  # sharded: (bucket, -u, [||w||, ||u||])
+    for bucket in buckets(param_groups, state, "lamb"):
+        group = bucket.group
+        for p, s in zip(bucket.params, bucket.states):
+            _prepare_state(s, p)
+        steps = [s["step"] for s in bucket.states]
+        torch._foreach_add_(steps, 1)
+        if not group["layer_adaptation"] and _fusable(bucket):  # AdamW's kernel: w - eta (r + lam w)
+            torch._fused_adamw_(bucket.params, bucket.grads, [s["exp_avg"] for s in bucket.states],
+                                [s["exp_avg_sq"] for s in bucket.states], [], steps,
+                                lr=group["lr"], weight_decay=group["weight_decay"], **_adam_arguments(group))
+            continue
+        neg_u = _multi_tensor_negative_update(bucket, steps)
+        if not group["layer_adaptation"]:
+            torch._foreach_add_(bucket.params, neg_u, alpha=group["lr"])
+            continue
+        w_norms, u_norms = norms(bucket.params, bucket.dtype), norms(neg_u, bucket.dtype)
+        if sharding is None:
+            add_scaled(bucket.params, neg_u, trust_ratios(w_norms, u_norms, group) * group["lr"])
+        else:
+            waiting.append((bucket, neg_u, torch.stack([w_norms, u_norms], dim=1)))
+    if sharding is None:
+        return
+    if not waiting:  # every rank reduces once per step, even with nothing waiting
+        empty = torch.zeros(0, 2, dtype=torch.float64)
+        whole_norm_tensors(sharding, empty, torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long))
+        return
+    parts = [bucket for bucket, _, _ in waiting]
+    layers = joined([layer_indices(sharding, b.params, b.device, index_cache) for b in parts])
+    whole = whole_norm_tensors(sharding, joined([p for _, _, p in waiting]),
+                               torch.zeros_like(layers, dtype=torch.bool), layers)
+    for (bucket, neg_u, _), layer_norms in zip(waiting, split_by_bucket(whole, parts)):
+        ratios = trust_ratios(layer_norms[:, 0], layer_norms[:, 1], bucket.group)
+        add_scaled(bucket.params, neg_u, ratios * bucket.group["lr"])
+
+
+def trust_ratios(w_norms: torch.Tensor, u_norms: torch.Tensor, group: dict) -> torch.Tensor:
+    """phi(||w||)/||u|| per tensor, on the device; 1 where either norm is 0."""
+    scaled = w_norms.clamp(group["phi_min"], group["phi_max"]) if group["phi"] == "clamp" else w_norms
+    return torch.where((w_norms != 0) & (u_norms != 0), scaled / u_norms, 1.0)
+
+
+def _adam_arguments(group: dict) -> dict:
+    return dict(beta1=group["beta1"], beta2=group["beta2"], eps=group["eps"], amsgrad=False, maximize=False)
+
+
+def _fusable(bucket: Bucket) -> bool:
+    """Whether torch's fused Adam kernel can run on the bucket (it mis-handles non-contiguous tensors)."""
+    return (not torch.compiler.is_compiling() and bucket.device.type in _FUSED_DEVICES
+            and all(p.is_contiguous() and g.is_contiguous() and g.dtype == p.dtype
+                    and s["exp_avg"].is_contiguous() and s["exp_avg_sq"].is_contiguous()
+                    for p, g, s in zip(bucket.params, bucket.grads, bucket.states)))
+
+
+def _multi_tensor_negative_update(bucket: Bucket, steps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """-(r + lam w) for every tensor of the bucket (new tensors), updating the moments in place."""
+    group = bucket.group
+    exp_avgs = [s["exp_avg"] for s in bucket.states]
+    exp_avg_sqs = [s["exp_avg_sq"] for s in bucket.states]
+    wd = group["weight_decay"]
+    if _fusable(bucket):  # Adam's kernel on the -lam w "parameters" with lr 1: they become -lam w - r
+        neg_u = torch._foreach_mul(bucket.params, -wd)
+        if not wd:
+            torch._foreach_zero_(neg_u)
+        torch._fused_adam_(neg_u, bucket.grads, exp_avgs, exp_avg_sqs, [], steps,
+                           lr=1.0, weight_decay=0.0, **_adam_arguments(group))
+        return neg_u
+    beta1, beta2 = group["beta1"], group["beta2"]
+    torch._foreach_lerp_(exp_avgs, bucket.grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, bucket.grads, bucket.grads, value=1 - beta2)
+    t = torch.stack(steps).to(bucket.dtype)
+    neg_u = torch._foreach_sqrt(exp_avg_sqs)  # then sqrt(v_hat) + eps, inverted, times -m_hat
+    torch._foreach_div_(neg_u, (1 - beta2**t).sqrt().unbind(0))
+    torch._foreach_add_(neg_u, group["eps"])
+    torch._foreach_reciprocal_(neg_u)
+    torch._foreach_mul_(neg_u, exp_avgs)
+    torch._foreach_mul_(neg_u, (-1 / (1 - beta1**t)).unbind(0))
+    if wd:
+        torch._foreach_add_(neg_u, bucket.params, alpha=-wd)
     return neg_u

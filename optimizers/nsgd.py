@@ -4,7 +4,7 @@
     nsgd_momentum:  m_1 = g_1;  m_t = beta m_{t-1} + (1 - beta) g_t;  w_{t+1} = w_t - lr_t * r(m_t) * m_t
 with r(d) = 1/||d|| over the normalization group, or ||w||/||d|| with weight-norm scaling
 (conventions for zero norms in `_normalization`). Weight decay is L2 added to the gradient:
-g_t = grad + weight_decay * w_t.
+g_t = grad + weight_decay * w_t. `normalized_sgd` runs either body (see `_base`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 
+from ._foreach import PendingNorms, add_scaled, buckets, fresh_copies, norms, step_ratios
 from ._normalization import (
     NormalizedOptimizer,
     PendingNormalization,
@@ -25,17 +26,17 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, get_norm_sharding, normalization_key
+from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, normalization_key
 
 _PAPER = "Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML)"
 _WEIGHT_DECAY_HELP = "L2 weight decay added to the gradient before normalization"
 NSGD_HYPERPARAMETERS = (
-    lr_param(0.01, "step length of each normalized step (multiplied by the schedule)"),
+    lr_param(help="step length of each normalized step (multiplied by the schedule)"),
     *norm_hyperparameters(_WEIGHT_DECAY_HELP),
 )
 NSGD_MOMENTUM_HYPERPARAMETERS = (
     NSGD_HYPERPARAMETERS[0],
-    beta_param("beta", 0.9, "momentum: m_t = beta m_{t-1} + (1 - beta) g_t"),
+    beta_param("beta", help="momentum: m_t = beta m_{t-1} + (1 - beta) g_t"),
     *NSGD_HYPERPARAMETERS[1:],
 )
 
@@ -44,9 +45,7 @@ class _NormalizedStep(NormalizedOptimizer):
     """One normalized step along a per-tensor direction (the gradient, or the momentum)."""
 
     SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
-
-    def _direction(self, group: dict, p: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    MOMENTUM = False
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -55,27 +54,49 @@ class _NormalizedStep(NormalizedOptimizer):
         Tensors without a gradient are skipped. A zero direction gives a zero step.
         """
         loss = run_closure(closure)
-        sharding = get_norm_sharding(self)
-        pending = PendingNormalization(sharding)
-        for group in self.param_groups:
-            where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                direction = self._direction(group, p)
-                if where is None:  # excluded from normalization: a plain step of size lr
-                    p.add_(direction, alpha=-lr)
-                    continue
-                direction_norm = tensor_norm(direction)
-                weight_norm = tensor_norm(p) if scaled else 0.0
-                if where == "layer" and sharding is None:  # step at once while the tensors are still in cache
-                    _move(p, direction, lr * step_ratio(direction_norm, weight_norm, scaled))
-                else:
-                    pending.add((p, direction, lr), direction_norm, weight_norm, scaled,
-                                normalization_key(where, p, sharding))
-        for (p, direction, lr), ratio in pending.ratios():
-            _move(p, direction, lr * ratio)
+        normalized_sgd(self.param_groups, self.state, momentum=self.MOMENTUM, sharding=get_norm_sharding(self),
+                       foreach=self.uses_multi_tensor(), name=self.NAME,
+                       index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
         return loss
+
+
+def normalized_sgd(param_groups: list[dict], state: Any, *, momentum: bool, sharding: NormSharding | None,
+                   foreach: bool, name: str, index_cache: dict) -> None:
+    """One nsgd (momentum=False) or nsgd_momentum step over all param groups, in either body.
+
+    All groups at once: the 'global' normalization group spans them. `index_cache` keeps the
+    multi-tensor body's device vectors of layer indices (sharded only) between steps.
+    """
+    if foreach:
+        _multi_tensor_normalized_sgd(param_groups, state, momentum=momentum, sharding=sharding, name=name,
+                                     index_cache=index_cache)
+    else:
+        _single_tensor_normalized_sgd(param_groups, state, momentum=momentum, sharding=sharding, name=name)
+
+
+def _single_tensor_normalized_sgd(param_groups: list[dict], state: Any, *, momentum: bool,
+                                  sharding: NormSharding | None, name: str) -> None:
+    pending = PendingNormalization(sharding)
+    for group in param_groups:
+        where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            direction = _decayed_gradient(group, p, name)
+            if momentum:
+                direction = _momentum(state[p], direction, group["beta"])
+            if where is None:  # excluded from normalization: a plain step of size lr
+                p.add_(direction, alpha=-lr)
+                continue
+            direction_norm = tensor_norm(direction)
+            weight_norm = tensor_norm(p) if scaled else 0.0
+            if where == "layer" and sharding is None:  # step at once while the tensors are still in cache
+                _move(p, direction, lr * step_ratio(direction_norm, weight_norm, scaled))
+            else:
+                pending.add((p, direction, lr), direction_norm, weight_norm, scaled,
+                            normalization_key(where, p, sharding))
+    for (p, direction, lr), ratio in pending.ratios():
+        _move(p, direction, lr * ratio)
 
 
 def _move(p: torch.Tensor, direction: torch.Tensor, step_size: float) -> None:
@@ -90,30 +111,80 @@ def _decayed_gradient(group: dict, p: torch.Tensor, name: str) -> torch.Tensor:
     return grad.add(p, alpha=wd) if wd != 0.0 else grad
 
 
+def _momentum(state: dict, grad: torch.Tensor, beta: float) -> torch.Tensor:
+    """m_t = beta m_{t-1} + (1 - beta) g_t in the tensor's state (m_1 = g_1); returns m_t."""
+    if "momentum_buffer" not in state:
+        state["momentum_buffer"] = grad.detach().clone(memory_format=torch.preserve_format)
+    else:
+        state["momentum_buffer"].lerp_(grad, 1.0 - beta)
+    return state["momentum_buffer"]
+
+
+def _multi_tensor_normalized_sgd(param_groups: list[dict], state: Any, *, momentum: bool,
+                                 sharding: NormSharding | None, name: str, index_cache: dict) -> None:
+    pending = PendingNorms(sharding, index_cache)
+    for bucket in buckets(param_groups, state, name):
+        group = bucket.group
+        directions = _multi_tensor_directions(bucket, momentum)
+        if not group["layer_adaptation"]:  # excluded from normalization: a plain step of size lr
+            torch._foreach_add_(bucket.params, directions, alpha=-group["lr"])
+            continue
+        direction_norms = norms(directions, bucket.dtype)
+        weight_norms = norms(bucket.params, bucket.dtype) if group["weight_norm_scaling"] else None
+        if group["norm"] == "layer" and sharding is None:
+            add_scaled(bucket.params, directions, step_ratios(direction_norms, weight_norms, -group["lr"]))
+        else:
+            pending.add(bucket, directions, direction_norms, weight_norms)
+    for bucket, directions, ratios in pending.ratios():
+        add_scaled(bucket.params, directions, ratios * -bucket.group["lr"])
+
+
+def _multi_tensor_directions(bucket, momentum: bool) -> list[torch.Tensor]:
+    """The decayed gradients (nsgd), or the updated momentum buffers (nsgd_momentum), in place.
+
+    With weight decay, nsgd holds all decayed gradients at once (one transient copy of the
+    bucket); nsgd_momentum folds the decay into the buffers: m = beta m + (1-beta) g + (1-beta) lam w.
+    """
+    group = bucket.group
+    wd = group["weight_decay"]
+    if not momentum:
+        return torch._foreach_add(bucket.grads, bucket.params, alpha=wd) if wd != 0.0 else bucket.grads
+    new = [i for i, s in enumerate(bucket.states) if "momentum_buffer" not in s]
+    if new:  # m_1 = g_1 (+ lam w_1)
+        grads, params = [bucket.grads[i] for i in new], [bucket.params[i] for i in new]
+        for i, buffer in zip(new, torch._foreach_add(grads, params, alpha=wd) if wd != 0.0 else fresh_copies(grads)):
+            bucket.states[i]["momentum_buffer"] = buffer
+    fresh = set(new)
+    old = [i for i in range(len(bucket)) if i not in fresh]
+    if old:
+        buffers = [bucket.states[i]["momentum_buffer"] for i in old]
+        torch._foreach_lerp_(buffers, [bucket.grads[i] for i in old], 1.0 - group["beta"])
+        if wd != 0.0:
+            torch._foreach_add_(buffers, [bucket.params[i] for i in old], alpha=(1.0 - group["beta"]) * wd)
+    return [s["momentum_buffer"] for s in bucket.states]
+
+
 @register_optimizer(
     "nsgd",
     paper=_PAPER + ", Section 2 (the method it improves on)",
     description="normalized SGD without momentum: w -= lr * g/||g|| (needs large batches)",
     state_slots=0,
-    hyperparameters=list(NSGD_HYPERPARAMETERS),
+    hyperparameters=NSGD_HYPERPARAMETERS,
 )
 class NSGD(_NormalizedStep):
     """Normalized SGD without momentum: w_{t+1} = w_t - lr * g_t / ||g_t|| (no state).
 
     With 'global' norm and weight decay, the decayed gradients of all tensors are held at once
-    during the step (a transient copy); otherwise one tensor at a time.
+    during the step (a transient copy); otherwise one tensor at a time (in the multi-tensor body,
+    with weight decay, one param group at a time).
     """
 
     NAME = "nsgd"
-    HYPERPARAMETERS = NSGD_HYPERPARAMETERS
 
-    def __init__(self, params: Any, lr: float = 0.01, norm: str = "layer",
-                 weight_norm_scaling: bool = False, weight_decay: float = 0.0) -> None:
+    def __init__(self, params: Any, lr: float = 0.01, norm: str = "layer", weight_norm_scaling: bool = False,
+                 weight_decay: float = 0.0, *, foreach: bool | None = None) -> None:
         super().__init__(params, dict(lr=lr, norm=norm, weight_norm_scaling=weight_norm_scaling,
-                                      weight_decay=weight_decay))
-
-    def _direction(self, group: dict, p: torch.Tensor) -> torch.Tensor:
-        return _decayed_gradient(group, p, self.NAME)
+                                      weight_decay=weight_decay), foreach)
 
 
 @register_optimizer(
@@ -121,7 +192,7 @@ class NSGD(_NormalizedStep):
     paper=_PAPER + ", equations (2)-(3), Theorem 1",
     description="normalized SGD with momentum: m = beta m + (1-beta) g; w -= lr * m/||m||",
     state_slots=1,
-    hyperparameters=list(NSGD_MOMENTUM_HYPERPARAMETERS),
+    hyperparameters=NSGD_MOMENTUM_HYPERPARAMETERS,
 )
 class NSGDMomentum(_NormalizedStep):
     """Normalized SGD with momentum (eqs. (2)-(3)); state: `momentum_buffer` per tensor, m_1 = g_1.
@@ -130,18 +201,10 @@ class NSGDMomentum(_NormalizedStep):
     """
 
     NAME = "nsgd_momentum"
-    HYPERPARAMETERS = NSGD_MOMENTUM_HYPERPARAMETERS
+    MOMENTUM = True
 
     def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",
-                 weight_norm_scaling: bool = False, weight_decay: float = 0.0) -> None:
+                 weight_norm_scaling: bool = False, weight_decay: float = 0.0, *,
+                 foreach: bool | None = None) -> None:
         super().__init__(params, dict(lr=lr, beta=beta, norm=norm, weight_norm_scaling=weight_norm_scaling,
-                                      weight_decay=weight_decay))
-
-    def _direction(self, group: dict, p: torch.Tensor) -> torch.Tensor:
-        grad = _decayed_gradient(group, p, self.NAME)
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = grad.detach().clone(memory_format=torch.preserve_format)
-        else:
-            state["momentum_buffer"].lerp_(grad, 1.0 - group["beta"])
-        return state["momentum_buffer"]
+                                      weight_decay=weight_decay), foreach)

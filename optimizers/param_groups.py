@@ -120,7 +120,19 @@ class ParamGroupPolicy:
         return group
 
 
-# The paper's Section 5 recipe (ALGORITHMS.md): per-layer normalization with weight-norm scaling;
-# biases and norm layers not normalized, lr x1000. Suites' paper presets apply it to normalized optimizers.
+# The paper's Section 5 recipe (ALGORITHMS.md), its one home: per-layer normalization with the step
+# scaled by each layer's weight norm; biases and norm layers not normalized, their lr x1000.
+# The suites' presets apply it to the normalized optimizers through PAPER_RECIPE_SETTINGS.
 PAPER_RECIPE_POLICY = ParamGroupPolicy(excluded_lr_multiplier=1000.0)
 PAPER_RECIPE_HYPERPARAMETERS = {"norm": "layer", "weight_norm_scaling": True}
+
+
+def recipe_settings(hyperparameters: dict, policy: ParamGroupPolicy) -> dict:
+    """Hyperparameters and a policy as one dict of run settings, in `--set` form ('policy.<field>'),
+    naming only the policy fields that differ from the default policy."""
+    default = ParamGroupPolicy().to_dict()
+    changed = {f"policy.{k}": v for k, v in policy.to_dict().items() if v != default[k]}
+    return {**hyperparameters, **changed}
+
+
+PAPER_RECIPE_SETTINGS = recipe_settings(PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY)

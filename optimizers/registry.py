@@ -14,93 +14,36 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import inspect
 import pkgutil
 import sys
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 
+from ._user_files import import_user_file
+from .attached_config import attach_config
 from .errors import InputError
-from .hyperparams import Hyperparameter, HyperparameterError, infer_from_signature, resolve
+from .hyperparams import Check, Hyperparameter, with_signature_defaults
 from .param_groups import ParamGroupPolicy, ParamsLike
+from .spec import PAPER_LR_GRID, OptimizerSpec, UnknownOptimizerError
+from .timm_bridge import timm_names, timm_spec
 
 ENTRY_POINT_GROUP = "nightbench.optimizers"
-PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
 # Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
-_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory", "sharding", "errors"}
+_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory",
+                           "sharding", "spec", "errors", "attached_config", "finite"}
+# The tiny tensors a plugin's optimizer is built on when it loads: a matrix and a vector, so that
+# the param-group policy makes both of its groups.
+_PROBE_SHAPES = ((2, 2), (2,))
 
 
-class UnknownOptimizerError(InputError, KeyError):
-    """An optimizer name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
-
-
-class PluginError(InputError):
+class PluginError(InputError, RuntimeError):
     """A plugin file or entry point that could not be imported or registered."""
 
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    """Everything the suites and reports need to know about one optimizer.
-
-    factory(param_groups, **hyperparameters) returns a torch.optim.Optimizer.
-    Capabilities the run engine asks for:
-      needs_eval_swap     the model holds a point other than the reported iterate during training
-                          (NIGT trains at x_t, reports w_t); the optimizer then has `.eval()` and
-                          `.train()` methods that swap the model's parameters to w_t and back.
-      gradients_per_step  2 for optimizers that need two independent gradients at the same point;
-                          their `step(closure)` calls the closure twice, once per half-batch.
-      state_slots         parameter-sized tensors kept per parameter (None: unknown, e.g. plugins).
-    """
-
-    name: str
-    factory: Callable[..., torch.optim.Optimizer]
-    hyperparameters: tuple[Hyperparameter, ...]
-    paper: str = ""
-    description: str = ""
-    state_slots: int | None = None
-    needs_eval_swap: bool = False
-    gradients_per_step: int = 1
-    lr_grid: tuple[float, ...] = PAPER_LR_GRID
-    source: str = "builtin"
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return {h.name: h.default for h in self.hyperparameters}
-
-    def hyperparameter(self, name: str) -> Hyperparameter:
-        for h in self.hyperparameters:
-            if h.name == name:
-                return h
-        raise HyperparameterError(
-            f"optimizer '{self.name}' has no hyperparameter '{name}'; accepted: "
-            f"{', '.join(h.name for h in self.hyperparameters)}"
-        )
-
-    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults filled in, every value validated, unknown names rejected."""
-        return resolve(self.hyperparameters, given, self.name)
-
-    def to_dict(self) -> dict:
-        """Metadata (no code) for configs and reports."""
-        return {
-            "name": self.name,
-            "paper": self.paper,
-            "description": self.description,
-            "state_slots": self.state_slots,
-            "needs_eval_swap": self.needs_eval_swap,
-            "gradients_per_step": self.gradients_per_step,
-            "lr_grid": list(self.lr_grid),
-            "source": self.source,
-            "hyperparameters": [h.to_dict() for h in self.hyperparameters],
-        }
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -122,18 +65,25 @@ def register_optimizer(
     needs_eval_swap: bool = False,
     gradients_per_step: int = 1,
     lr_grid: tuple[float, ...] = PAPER_LR_GRID,
+    check: Check | None = None,
 ) -> Callable:
     """Decorator: register an Optimizer class, or a factory `fn(param_groups, **hp) -> Optimizer`.
 
-    Without `hyperparameters`, they are read from the keyword defaults of the class's
-    `__init__` (or the factory's signature), so a plugin needs nothing but the decorator.
+    Defaults are read from the keyword defaults of the class's `__init__` (or the factory's
+    signature). `hyperparameters` adds types, ranges and help for some or all of them; those not
+    declared are inferred, so a plugin needs nothing but the decorator. `check` (or a class's
+    `check_hyperparameters`) validates constraints between values. A class gets the completed
+    declarations as `HYPERPARAMETERS`, so that it validates its own param groups the same way.
     """
     if not isinstance(name, str) or not name or name.startswith("timm:"):
         raise ValueError(f"invalid optimizer name {name!r}: expected a non-empty string not starting with 'timm:'")
 
     def decorate(obj: Callable) -> Callable:
         target = obj.__init__ if inspect.isclass(obj) else obj
-        declared = tuple(hyperparameters) if hyperparameters is not None else infer_from_signature(target)
+        declared = with_signature_defaults(target, hyperparameters)
+        cross_check = check if check is not None else getattr(obj, "check_hyperparameters", None)
+        if inspect.isclass(obj) and hyperparameters is not None:
+            obj.HYPERPARAMETERS = declared
         if "lr" not in {h.name for h in declared}:
             raise ValueError(f"optimizer '{name}' must declare an 'lr' hyperparameter (every suite sets it)")
         doc = inspect.getdoc(obj) or ""
@@ -148,6 +98,7 @@ def register_optimizer(
             gradients_per_step=gradients_per_step,
             lr_grid=tuple(lr_grid),
             source=_current_source,
+            check=cross_check,
         )
         _add(spec)
         return obj
@@ -181,14 +132,36 @@ def _import_as_plugin(source: str, do_import: Callable[[], Any]) -> Any:
         for spec in _staging.values():
             if spec.name in _REGISTRY and _REGISTRY[spec.name].source != spec.source:
                 raise PluginError(f"optimizer name '{spec.name}' is already registered by {_REGISTRY[spec.name].source}")
+            if not source.startswith(f"module {__package__}."):
+                probe(spec)
         _REGISTRY.update(_staging)
         _PLUGIN_ERRORS.pop(source, None)
         return result
-    except Exception as exc:  # any import failure: report it by name, keep the others
-        _PLUGIN_ERRORS[source] = f"{type(exc).__name__}: {exc}"
-        raise PluginError(f"could not load optimizer plugin {source}: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # any import failure, even sys.exit(): report it by name, keep the others
+        reason = f"it called sys.exit({exc.code!r}) while being imported" if isinstance(exc, SystemExit) \
+            else f"{type(exc).__name__}: {exc}"
+        _PLUGIN_ERRORS[source] = reason
+        raise PluginError(f"could not load optimizer plugin {source}: {reason}") from exc
     finally:
         _staging, _current_source = None, "builtin"
+
+
+def probe(spec: OptimizerSpec) -> None:
+    """Build a plugin's optimizer at its defaults on tiny tensors: it must be a torch.optim.Optimizer.
+
+    Done when the plugin loads, so a broken factory is reported before any run directory exists.
+    """
+    params = [torch.nn.Parameter(torch.zeros(shape)) for shape in _PROBE_SHAPES]
+    defaults = spec.resolve({})
+    groups = ParamGroupPolicy().build_param_groups(params, lr=defaults["lr"], weight_decay=defaults.get("weight_decay", 0.0))
+    try:
+        built = spec.factory(groups, **defaults)
+    except Exception as exc:
+        raise PluginError(f"optimizer '{spec.name}' cannot be built at its default hyperparameters: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(built, torch.optim.Optimizer):
+        raise PluginError(f"optimizer '{spec.name}': its factory returned {type(built).__name__}, "
+                          "not a torch.optim.Optimizer")
 
 
 def _load_builtins() -> None:
@@ -241,19 +214,9 @@ def load_optimizer_file(path: str | Path) -> list[str]:
         _PLUGIN_ERRORS[source] = "file not found"
         raise PluginError(f"optimizer file not found: {path}")
     before = set(_REGISTRY)
-    module_name = f"nightbench_user_plugin_{abs(hash(str(path)))}"
 
     def do_import():
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise PluginError(f"{path} is not an importable Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(module_name, None)
-            raise
+        module = import_user_file(path, "nightbench_user_plugin")
         if not _staging and not any(s.source == source for s in _REGISTRY.values()):
             raise PluginError(f"{path} registers no optimizer: decorate a class with @register_optimizer('name')")
         return module
@@ -281,8 +244,6 @@ def names(include_timm: bool = False) -> list[str]:
     _ensure_loaded()
     out = list(_REGISTRY)
     if include_timm:
-        from .timm_bridge import timm_names
-
         out += [f"timm:{n}" for n in timm_names()]
     return out
 
@@ -298,8 +259,6 @@ def get_spec(name: str) -> OptimizerSpec:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if isinstance(name, str) and name.startswith("timm:"):
-        from .timm_bridge import timm_spec
-
         return timm_spec(name[len("timm:"):])
     known = list(_REGISTRY)
     close = difflib.get_close_matches(str(name), known, n=1)
@@ -315,19 +274,34 @@ def create(
     params: ParamsLike,
     *,
     policy: ParamGroupPolicy | None = None,
+    foreach: bool | None = None,
     **hyperparameters: Any,
 ) -> torch.optim.Optimizer:
     """Build a registered optimizer for a model (or parameters) with the param-group policy applied.
 
     >>> opt = create("nigt", model, lr=1e-3)
-    The resolved hyperparameters and policy are attached as `opt.nightbench_config`.
+    The resolved hyperparameters and policy are attached as `opt.nightbench_config` (kept by
+    copy.deepcopy and pickling). `foreach` chooses the body of optimizers that have two (True:
+    multi-tensor, False: one tensor at a time, None: automatic); it changes no value of the
+    algorithm beyond rounding, so it is not a hyperparameter.
     """
     spec = get_spec(name)
     resolved = spec.resolve(hyperparameters)
     policy = policy or ParamGroupPolicy()
     groups = policy.build_param_groups(params, lr=resolved["lr"], weight_decay=resolved.get("weight_decay", 0.0))
-    optimizer = spec.factory(groups, **resolved)
+    if foreach is not None and not takes_foreach(spec):
+        raise InputError(f"optimizer '{name}' has a single implementation: it takes no foreach argument")
+    optimizer = spec.factory(groups, **resolved, **({} if foreach is None else {"foreach": foreach}))
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer '{name}' factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
-    optimizer.nightbench_config = {"name": name, "hyperparameters": resolved, "policy": policy.to_dict()}
+        raise PluginError(f"optimizer '{name}' factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+    attach_config(optimizer, {"name": name, "hyperparameters": resolved, "policy": policy.to_dict()})
     return optimizer
+
+
+def takes_foreach(spec: OptimizerSpec) -> bool:
+    """Whether the optimizer's factory (or class) takes a `foreach` argument choosing its body."""
+    target = spec.factory.__init__ if inspect.isclass(spec.factory) else spec.factory
+    try:
+        return "foreach" in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin callable without a signature
+        return False

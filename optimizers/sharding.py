@@ -11,6 +11,8 @@ per-piece norms through `whole_norms`, which sums squared norms of all pieces of
 Every process must call `whole_norms` the same number of times, in the same order (once per
 `step()` is the rule), even when it holds no piece: it takes part in a collective operation.
 Nothing here imports DeepSpeed or torch.distributed; the glue supplies `all_reduce_sum`.
+`whole_norm_tensors` is the same reduction for the multi-tensor bodies: norms stay device tensors
+(the all-reduce sums on the device, nothing is read back to the host).
 
 An optimizer class declares how it behaves on such pieces with a class attribute `SHARDING`:
   ELEMENTWISE  its update of each element depends only on that element (any ZeRO stage is exact);
@@ -43,7 +45,10 @@ class NormSharding(Protocol):
         """The layer a piece (a tensor in the optimizer's param groups) belongs to."""
 
     def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
-        """The elementwise sum of `values` (float64, same shape everywhere) over all processes."""
+        """The elementwise sum of `values` (float64, same shape everywhere) over all processes.
+
+        The result may come back on another device; the multi-tensor bodies move it to theirs
+        (without a host read when it is already there)."""
 
 
 def set_norm_sharding(optimizer: torch.optim.Optimizer, sharding: NormSharding | None) -> None:
@@ -102,3 +107,31 @@ def _row(key: Hashable, num_layers: int) -> int:
     if not isinstance(key, int) or not 0 <= key < num_layers:
         raise ValueError(f"a sharded norm key must be {GLOBAL!r} or a layer index in [0, {num_layers}), got {key!r}")
     return key
+
+
+def layer_indices(sharding: NormSharding, pieces: Sequence[torch.Tensor], device: torch.device,
+                  cache: dict) -> torch.Tensor:
+    """The layer of each piece as a device vector; made once per set of pieces (kept in `cache`)."""
+    key = (device, tuple(id(p) for p in pieces))
+    if key not in cache:
+        cache[key] = torch.tensor([sharding.layer_of(p) for p in pieces], dtype=torch.long, device=device)
+    return cache[key]
+
+
+def whole_norm_tensors(sharding: NormSharding | None, norms: torch.Tensor, is_global: torch.Tensor,
+                       layers: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-piece norms (rows of `norms`, one column per kind of norm) -> the norms of whole groups.
+
+    A row belongs to the GLOBAL group where `is_global`, else to its own tensor (unsharded) or to
+    its layer `layers[i]` (sharded). Squared norms are summed in float64; sharded, all rows of all
+    processes are summed in ONE all-reduce, which every process must join once per step.
+    """
+    if sharding is None:
+        squares = norms.double().square()
+        total = torch.where(is_global.unsqueeze(1), squares, torch.zeros_like(squares)).sum(0).sqrt()
+        return torch.where(is_global.unsqueeze(1), total.to(norms.dtype).expand_as(norms), norms)
+    rows = torch.where(is_global, torch.full_like(layers, sharding.num_layers), layers)
+    squares = torch.zeros(sharding.num_layers + 1, norms.shape[1], dtype=torch.float64, device=norms.device)
+    squares.index_add_(0, rows, norms.double().square())
+    totals = sharding.all_reduce_sum(squares).to(norms.device).sqrt()
+    return totals.index_select(0, rows).to(norms.dtype)

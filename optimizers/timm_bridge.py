@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import lru_cache
 
 import torch
 
 from .hyperparams import Hyperparameter, lr_param, weight_decay_param
+from .spec import OptimizerSpec, UnknownOptimizerError
 
 
 @lru_cache(maxsize=1)
@@ -16,11 +18,11 @@ def timm_names() -> tuple[str, ...]:
     return tuple(list_optimizers())
 
 
-def timm_spec(timm_name: str):
-    """A spec that builds timm's optimizer `timm_name` through `timm.optim.create_optimizer_v2`."""
-    from .registry import OptimizerSpec, UnknownOptimizerError
-    import difflib
+def timm_spec(timm_name: str) -> OptimizerSpec:
+    """A spec that builds timm's optimizer `timm_name` through `timm.optim.create_optimizer_v2`.
 
+    The factory's signature has no defaults (timm's own defaults differ per optimizer), so the
+    declarations below are where these defaults live."""
     known = timm_names()
     if timm_name not in known:
         close = difflib.get_close_matches(timm_name, known, n=1)

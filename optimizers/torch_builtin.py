@@ -1,11 +1,22 @@
-"""Thin registrations of torch's own SGD and Adam (the baselines), through the param-group policy."""
+"""Thin registrations of torch's own SGD and Adam (the baselines), through the param-group policy.
+
+Their defaults live in the factories' signatures; `foreach` is passed on to torch (None: torch's
+own choice, which is the for-loop on CPU and foreach on CUDA; `fused` is not exposed).
+"""
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 
-from .hyperparams import Hyperparameter, beta_param, eps_param, lr_param, weight_decay_param
+from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
+
+
+def _check_sgd(values: Mapping[str, Any]) -> None:
+    if values["nesterov"] and values["momentum"] == 0:
+        raise HyperparameterError("nesterov=True needs momentum > 0")
 
 
 @register_optimizer(
@@ -14,16 +25,16 @@ from .registry import register_optimizer
     description="SGD with momentum (torch.optim.SGD), Nesterov optional",
     state_slots=1,
     hyperparameters=[
-        lr_param(0.1),
-        Hyperparameter("momentum", 0.9, float, low=0.0, high=1.0, high_open=True, help="heavy-ball momentum"),
-        Hyperparameter("nesterov", False, bool, help="Nesterov momentum"),
-        weight_decay_param(0.0, "L2 weight decay added to the gradient"),
+        lr_param(),
+        Hyperparameter("momentum", kind=float, low=0.0, high=1.0, high_open=True, help="heavy-ball momentum"),
+        Hyperparameter("nesterov", kind=bool, help="Nesterov momentum"),
+        weight_decay_param(help="L2 weight decay added to the gradient"),
     ],
+    check=_check_sgd,
 )
-def make_sgd(param_groups, lr, momentum, nesterov, weight_decay):
-    if nesterov and momentum == 0:
-        raise ValueError("invalid hyperparameters for 'sgd': nesterov=True needs momentum > 0")
-    return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+def make_sgd(param_groups, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0, *, foreach=None):
+    return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                           foreach=foreach)
 
 
 @register_optimizer(
@@ -32,15 +43,16 @@ def make_sgd(param_groups, lr, momentum, nesterov, weight_decay):
     description="Adam (torch.optim.Adam / AdamW when decoupled_weight_decay)",
     state_slots=2,
     hyperparameters=[
-        lr_param(1e-3),
-        beta_param("beta1", 0.9, "first-moment decay"),
-        beta_param("beta2", 0.999, "second-moment decay"),
-        eps_param(1e-8),
-        weight_decay_param(0.0),
-        Hyperparameter("decoupled_weight_decay", True, bool,
+        lr_param(),
+        beta_param("beta1", help="first-moment decay"),
+        beta_param("beta2", help="second-moment decay"),
+        eps_param(),
+        weight_decay_param(),
+        Hyperparameter("decoupled_weight_decay", kind=bool,
                        help="AdamW's decoupled decay (True) or L2 added to the gradient (False)"),
     ],
 )
-def make_adam(param_groups, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay):
+def make_adam(param_groups, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled_weight_decay=True, *, foreach=None):
     cls = torch.optim.AdamW if decoupled_weight_decay else torch.optim.Adam
-    return cls(param_groups, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+    return cls(param_groups, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, foreach=foreach)

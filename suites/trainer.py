@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from nightbench.optimizers import OptimizerSpec, build_scheduler, create, evaluation_weights
+from nightbench.optimizers.finite import finite_flag
 
 from .base import TrainingTask
 from .batching import micro_batches, split_batch, to_device
@@ -90,15 +91,6 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([cuda_state.cpu() for cuda_state in state["cuda"]])
-
-
-def all_finite(loss: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
-    """One device bool: the loss and every parameter are finite (no host read: the caller reads it once).
-
-    The max-abs norm of each tensor is NaN or inf exactly when the tensor holds a NaN or inf,
-    and, unlike the 2-norm, it cannot overflow on large finite values."""
-    norms = torch._foreach_norm(parameters, float("inf")) if parameters else []
-    return torch.isfinite(torch.stack([loss.float(), *[n.float() for n in norms]])).all()
 
 
 class Trainer:
@@ -273,7 +265,8 @@ class Trainer:
                 loss_tensor = self.train_step(batch)
                 # The step's one host read: the loss and whether loss and parameters are finite.
                 # It also waits for the device, so the clock below times the whole step on a GPU.
-                loss, finite = torch.stack([loss_tensor, all_finite(loss_tensor, parameters).double()]).tolist()
+                everything_finite = finite_flag(parameters) & torch.isfinite(loss_tensor)
+                loss, finite = torch.stack([loss_tensor, everything_finite.double()]).tolist()
                 step_time = time.perf_counter() - t0
                 state.step += 1
                 if not finite:

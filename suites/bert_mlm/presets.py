@@ -11,6 +11,8 @@ Keys: see `KEY_HELP` below.
 
 from __future__ import annotations
 
+from nightbench.optimizers import PAPER_RECIPE_SETTINGS
+
 from .documents import LOCAL_CORPUS
 
 KEY_HELP = {
@@ -77,10 +79,10 @@ PRESETS: dict[str, dict] = {
 # defaults: nigt 10.6% at step 200 and 12.6% at 300, adam 9.9% and 10.8%. ci: a smoke test.
 TARGET_VALUES: dict[str, float | None] = {"paper": 0.70, "small": 0.10, "ci": None}
 
-# The paper's Section 5 recipe for the normalized optimizers: per-layer normalization, the step
-# scaled by each layer's weight norm, biases/LayerNorm not normalized with lr x1000 (so at the
-# paper's eta_0 = 1e-3 they take plain momentum steps of lr 1).
-PAPER_RECIPE = {"norm": "layer", "weight_norm_scaling": True, "policy.excluded_lr_multiplier": 1000.0}
+# The paper's Section 5 recipe for the normalized optimizers (defined in nightbench.optimizers):
+# per-layer normalization, the step scaled by each layer's weight norm, biases/LayerNorm not
+# normalized with lr x1000 (so at the paper's eta_0 = 1e-3 they take plain momentum steps of lr 1).
+PAPER_RECIPE = PAPER_RECIPE_SETTINGS
 
 # Per-optimizer defaults (the leaderboard's tuning grid overrides lr). Keys an optimizer does not
 # declare are dropped (suite.py), so a plugin reusing a builtin's name still resolves.

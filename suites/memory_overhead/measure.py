@@ -16,6 +16,8 @@ import torch
 
 from nightbench.optimizers.memory import state_bytes, state_tensor_summary
 
+from .peak import BODIES
+
 from .models import ModelUnderTest
 
 
@@ -106,7 +108,15 @@ def measure_in_process(unit: ModelUnderTest, optimizer: torch.optim.Optimizer, g
         "train_step_time": train_time,
         "optimizer_step_time": optimizer_time,
         "optimizer_step_time_includes_grad_restore": gradients_per_step == 2,
+        "body": optimizer_body(optimizer),
     }
+
+
+def optimizer_body(optimizer: torch.optim.Optimizer) -> str | None:
+    """'single' or 'multi': the body an optimizer written here runs; None for others (torch's own
+    SGD/Adam pick theirs, plugins have one)."""
+    uses_multi = getattr(optimizer, "uses_multi_tensor", None)
+    return None if uses_multi is None else BODIES[int(uses_multi())]
 
 
 def _synchronize(device: torch.device) -> None:

@@ -26,8 +26,13 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 CPU_METHOD = "VmHWM after writing 5 to /proc/self/clear_refs (fresh subprocess)"
 CUDA_METHOD = "torch.cuda.max_memory_allocated after reset_peak_memory_stats (fresh subprocess)"
 
+# Optimizers with two bodies (a `foreach` argument; "single" = False, "multi" = True): the fields
+# above are for the body the run uses (the record's "body"), these for each body measured on its own.
+BODIES = ("single", "multi")
+BODY_FIELDS = tuple(f"{field}_{body}" for body in BODIES
+                    for field in ("peak_step_increment_bytes", "optimizer_step_peak_increment_bytes"))
 PEAK_FIELDS = ("peak_step_bytes", "rss_before_step", "peak_step_increment_bytes",
-               "optimizer_step_peak_bytes", "optimizer_step_peak_increment_bytes")
+               "optimizer_step_peak_bytes", "optimizer_step_peak_increment_bytes") + BODY_FIELDS
 
 
 def read_status_bytes(field: str) -> int:

@@ -9,6 +9,10 @@ peak counter, runs one measured step and prints one line `NIGHTBENCH_PEAK_RESULT
 
 `extra_step_bytes` / `extra_warmup_bytes` hold a buffer of that size alive during the measured
 step / the warm-up step: the tests use them to show the measurement sees (and only sees) the step.
+
+For an optimizer with two bodies (a `foreach` argument), the worker then measures each body on its
+own (a fresh optimizer, warmed up, then one training step and one optimizer.step()), as the
+`*_single` / `*_multi` fields (the in-process record's `body` names the one the run itself used).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from typing import Any
 import torch
 
 from nightbench.optimizers import ParamGroupPolicy, create, get_spec, load_optimizer_file
+from nightbench.optimizers.registry import takes_foreach
 
 from .measure import make_train_step
 from .models import build_model_under_test
 from .peak import (
+    BODIES,
+    BODY_FIELDS,
     CPU_METHOD,
     CUDA_METHOD,
     RESULT_PREFIX,
@@ -51,25 +58,42 @@ def measure_peak(request: dict[str, Any]) -> dict[str, Any]:
         load_optimizer_file(path)
     spec = get_spec(request["optimizer"])
     unit = build_model_under_test(request["family"], request["config"], device, int(request["seed"]))
-    optimizer = create(spec.name, unit.model, policy=ParamGroupPolicy.from_dict(request["policy"]),
-                       **request["hyperparameters"])
-    train_step = make_train_step(unit, optimizer, spec.gradients_per_step)
+    policy = ParamGroupPolicy.from_dict(request["policy"])
+    optimizer = create(spec.name, unit.model, policy=policy, **request["hyperparameters"])
     counter = _CudaCounter(device) if device.type == "cuda" else _CpuCounter()
 
-    warmup_buffer = _resident_buffer(int(request.get("extra_warmup_bytes", 0)), device)
-    train_step()  # the optimizer state now exists, as it does at every later step
+    result = _measure(unit, optimizer, spec, counter, extra_step_bytes=int(request.get("extra_step_bytes", 0)),
+                      extra_warmup_bytes=int(request.get("extra_warmup_bytes", 0)))
+    result.update({field: None for field in BODY_FIELDS})
+    if takes_foreach(spec):
+        for body in BODIES:
+            del optimizer
+            _release(unit, device)
+            optimizer = create(spec.name, unit.model, policy=policy, foreach=body == "multi", **request["hyperparameters"])
+            figures = _measure(unit, optimizer, spec, counter)
+            result[f"peak_step_increment_bytes_{body}"] = figures["peak_step_increment_bytes"]
+            result[f"optimizer_step_peak_increment_bytes_{body}"] = figures["optimizer_step_peak_increment_bytes"]
+    return result
+
+
+def _measure(unit, optimizer: torch.optim.Optimizer, spec, counter, extra_step_bytes: int = 0,
+             extra_warmup_bytes: int = 0) -> dict[str, Any]:
+    """Warm up (the state then exists, as at every later step), measure one training step's peak,
+    then optimizer.step() alone (two-gradient optimizers compute their gradients inside: not alone)."""
+    train_step = make_train_step(unit, optimizer, spec.gradients_per_step)
+    warmup_buffer = _resident_buffer(extra_warmup_bytes, unit_device(unit))
+    train_step()
     del warmup_buffer
     optimizer.zero_grad(set_to_none=True)
     gc.collect()
 
     # One full step: gradients, activations and the optimizer's temporaries on top of params + state.
     before = counter.start()
-    step_buffer = _resident_buffer(int(request.get("extra_step_bytes", 0)), device)
+    step_buffer = _resident_buffer(extra_step_bytes, unit_device(unit))
     train_step()
     del step_buffer
     peak = counter.peak()
 
-    # optimizer.step() alone, gradients already in place (two-gradient optimizers compute theirs inside).
     step_only_before = step_only_peak = None
     if spec.gradients_per_step == 1:
         optimizer.zero_grad(set_to_none=True)
@@ -89,6 +113,18 @@ def measure_peak(request: dict[str, Any]) -> dict[str, Any]:
         "peak_method": counter.method,
         "peak_unavailable_reason": None,
     }
+
+
+def unit_device(unit) -> torch.device:
+    return next(unit.model.parameters()).device
+
+
+def _release(unit, device: torch.device) -> None:
+    """Drop gradients and collect, so the next optimizer starts from the model alone."""
+    unit.model.zero_grad(set_to_none=True)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 class _CpuCounter:

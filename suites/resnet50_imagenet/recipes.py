@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from nightbench.optimizers import Schedule, epochs_to_steps, get_spec
+from nightbench.optimizers import PAPER_RECIPE_SETTINGS, Schedule, epochs_to_steps, get_spec
 from nightbench.suites.base import TrainingTask
 
 from .task import schedule_horizon
 
-# The paper's Section 5 recipe for the normalized optimizers: per-layer normalization, step
-# scaled by each layer's weight norm, biases/BatchNorm not normalized and their lr x1000.
-PAPER_RECIPE = {"norm": "layer", "weight_norm_scaling": True, "policy.excluded_lr_multiplier": 1000.0}
+# The paper's Section 5 recipe for the normalized optimizers (defined in nightbench.optimizers):
+# per-layer normalization, step scaled by each layer's weight norm, biases/BatchNorm not
+# normalized and their lr x1000.
+PAPER_RECIPE = PAPER_RECIPE_SETTINGS
 
 IMAGENET_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"momentum": 0.9, "weight_decay": 1e-4},  # lr from the linear scaling rule

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 
+import pytest
 import torch
 
 SHAPES = [(5, 4), (7,), (2, 3, 2), (6,)]  # the last tensor goes into the excluded group
@@ -141,3 +142,8 @@ def assert_resume_is_bit_identical(build, params, steps: int = 30) -> None:
     run_packaged(restored, resumed, steps, base_lrs, start=steps)
     for a, b in zip(params, resumed):
         assert torch.equal(a.detach(), b.detach())
+
+
+# Both bodies of each optimizer written here: foreach=False (one tensor at a time, the reference)
+# and foreach=True (multi-tensor); the conformance tests run each against the naive formulas.
+BODIES = pytest.mark.parametrize("foreach", [False, True], ids=["single", "multi"])

@@ -13,6 +13,7 @@ from nightbench.optimizers import create, evaluation_weights, get_spec
 from .conformance import (
     EXCLUDED_LR_MULTIPLIER,
     STEPS,
+    BODIES,
     NoisyProblem,
     group_lrs,
     lr_schedule,
@@ -51,8 +52,8 @@ def naive_nigt(problem, base_lr, beta_of, norm, weight_norm_scaling, weight_deca
     return reported, training_points
 
 
-def make_optimizer(params, base_lr, **hp):
-    return create("nigt", make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, **hp)
+def make_optimizer(params, base_lr, foreach=None, **hp):
+    return create("nigt", make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, foreach=foreach, **hp)
 
 
 def run(problem, optimizer, params, base_lr, start, stop, beta_of=constant_beta, swap_every=0, each_step=None):
@@ -83,13 +84,14 @@ CONFIGS = [
 ]
 
 
+@BODIES
 @pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay,beta_of,lr", CONFIGS)
-def test_lean_nigt_matches_naive_algorithm_1(norm, weight_norm_scaling, weight_decay, beta_of, lr):
+def test_lean_nigt_matches_naive_algorithm_1(norm, weight_norm_scaling, weight_decay, beta_of, lr, foreach):
     problem = NoisyProblem(seed=11)
     hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay)
     reported, training_points = naive_nigt(problem, lr, beta_of, **hp)
     params = problem.initial()
-    optimizer = make_optimizer(params, lr, **hp)
+    optimizer = make_optimizer(params, lr, foreach=foreach, **hp)
     errors = []
     run(problem, optimizer, params, lr, 0, STEPS, beta_of=beta_of,
         each_step=lambda s: errors.append(relative_error(params, training_points[s])))
@@ -100,9 +102,10 @@ def test_lean_nigt_matches_naive_algorithm_1(norm, weight_norm_scaling, weight_d
     assert relative_error(params, training_points[-1]) <= 1e-10
 
 
-def test_swapping_mid_run_leaves_the_float64_trajectory_unchanged():
+@BODIES
+def test_swapping_mid_run_leaves_the_float64_trajectory_unchanged(foreach):
     problem = NoisyProblem(seed=12)
-    hp = dict(norm="global", weight_norm_scaling=True, weight_decay=0.01)
+    hp = dict(norm="global", weight_norm_scaling=True, weight_decay=0.01, foreach=foreach)
     straight = problem.initial()
     run(problem, make_optimizer(straight, 0.01, **hp), straight, 0.01, 0, STEPS)
     swapped = problem.initial()
@@ -206,11 +209,12 @@ def test_beta_zero_is_normalized_sgd():
     assert relative_error(nigt, nsgd) <= 1e-12
 
 
+@BODIES
 @pytest.mark.parametrize("norm", ["layer", "global"])
-def test_zero_gradients_and_zero_weights_stay_finite(norm):
+def test_zero_gradients_and_zero_weights_stay_finite(norm, foreach):
     params = [torch.zeros(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
     before = [p.clone() for p in params]
-    optimizer = create("nigt", params, lr=0.1, norm=norm, weight_norm_scaling=True)
+    optimizer = create("nigt", params, lr=0.1, norm=norm, weight_norm_scaling=True, foreach=foreach)
     for _ in range(3):
         for p in params:
             p.grad = torch.zeros_like(p)
@@ -221,7 +225,7 @@ def test_zero_gradients_and_zero_weights_stay_finite(norm):
     optimizer.train()
     grad = torch.randn(3, 2, dtype=torch.float64)
     fresh = [torch.zeros(3, 2, dtype=torch.float64)]
-    optimizer = create("nigt", fresh, lr=0.1, beta=0.9, norm=norm, weight_norm_scaling=True)
+    optimizer = create("nigt", fresh, lr=0.1, beta=0.9, norm=norm, weight_norm_scaling=True, foreach=foreach)
     fresh[0].grad = grad
     optimizer.step()  # ||w_1|| = 0: r = 1/||m||; x_2 = w_2 - c a_1 m = -(1 + c) lr m/||m||
     torch.testing.assert_close(fresh[0], -10 * 0.1 * grad / grad.norm(), rtol=1e-12, atol=0)

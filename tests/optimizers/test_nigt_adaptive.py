@@ -14,6 +14,7 @@ from .conformance import (
     EXCLUDED_LR_MULTIPLIER,
     SHAPES,
     STEPS,
+    BODIES,
     NoisyProblem,
     lr_schedule,
     make_groups,
@@ -83,8 +84,8 @@ def naive_algorithm_2(problem, C, g, norm, weight_norm_scaling, weight_decay, mo
     return out
 
 
-def make_optimizer(params, **hp):
-    return create("nigt_adaptive", make_groups(params, hp.get("weight_decay", 0.0)), lr=1.0, **hp)
+def make_optimizer(params, foreach=None, **hp):
+    return create("nigt_adaptive", make_groups(params, hp.get("weight_decay", 0.0)), lr=1.0, foreach=foreach, **hp)
 
 
 def half_batch_closure(problem, params, step_of, calls):
@@ -123,14 +124,15 @@ CONFIGS = [  # norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean
 ]
 
 
+@BODIES
 @pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay,C,g,momentum_from_mean", CONFIGS)
-def test_matches_naive_algorithm_2(norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean):
+def test_matches_naive_algorithm_2(norm, weight_norm_scaling, weight_decay, C, g, momentum_from_mean, foreach):
     problem = NoisyProblem(seed=21, noise=0.5)
     hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay, C=C, g=g,
               momentum_from_mean=momentum_from_mean)
     expected = naive_algorithm_2(problem, **hp)
     params = problem.initial()
-    optimizer = make_optimizer(params, **hp)
+    optimizer = make_optimizer(params, foreach=foreach, **hp)
     errors = []
     _, calls = run(problem, optimizer, params, 0, STEPS,
                    each_step=lambda s: errors.append(relative_error(params, expected[s][1])))
@@ -153,9 +155,10 @@ def test_default_C_is_the_documented_formula():
     assert all(torch.equal(a, b) for a, b in zip(implicit, explicit))
 
 
-def test_resume_from_state_dict_is_bit_identical():
+@BODIES
+def test_resume_from_state_dict_is_bit_identical(foreach):
     problem = NoisyProblem(seed=23, noise=0.5)
-    hp = dict(norm="global", weight_norm_scaling=True)
+    hp = dict(norm="global", weight_norm_scaling=True, foreach=foreach)
     straight = problem.initial()
     run(problem, make_optimizer(straight, **hp), straight, 0, 60)
     half = problem.initial()
@@ -197,12 +200,13 @@ def test_step_requires_a_closure_and_refuses_eval_mode():
         optimizer.step(lambda: 0.0)
 
 
+@BODIES
 @pytest.mark.parametrize("g", [0.0, 5.0])
 @pytest.mark.parametrize("norm", ["layer", "global"])
-def test_zero_gradients_and_zero_weights_stay_finite(norm, g):
+def test_zero_gradients_and_zero_weights_stay_finite(norm, g, foreach):
     params = [torch.zeros(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
     before = [p.clone() for p in params]
-    optimizer = create("nigt_adaptive", params, g=g, norm=norm, weight_norm_scaling=True)
+    optimizer = create("nigt_adaptive", params, g=g, norm=norm, weight_norm_scaling=True, foreach=foreach)
 
     def zero_closure():
         for p in params:

@@ -12,6 +12,7 @@ from nightbench.optimizers import create, get_spec
 from .conformance import (
     EXCLUDED_LR_MULTIPLIER,
     STEPS,
+    BODIES,
     NoisyProblem,
     group_lrs,
     lr_schedule,
@@ -37,10 +38,10 @@ def naive_run(problem, beta, base_lr, norm, weight_norm_scaling, weight_decay, s
     return w
 
 
-def packaged_run(name, problem, base_lr, steps=STEPS, start=0, params=None, optimizer=None, **hp):
+def packaged_run(name, problem, base_lr, steps=STEPS, start=0, params=None, optimizer=None, foreach=None, **hp):
     params = params if params is not None else problem.initial()
     if optimizer is None:
-        optimizer = create(name, make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, **hp)
+        optimizer = create(name, make_groups(params, hp.get("weight_decay", 0.0)), lr=base_lr, foreach=foreach, **hp)
         optimizer.param_groups[1]["lr"] = base_lr * EXCLUDED_LR_MULTIPLIER
     for t in range(start, steps):
         for group, multiplier in zip(optimizer.param_groups, (1.0, EXCLUDED_LR_MULTIPLIER)):
@@ -65,34 +66,37 @@ CONFIGS = [
 ]
 
 
+@BODIES
 @pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay", CONFIGS)
-def test_nsgd_matches_naive_formula(norm, weight_norm_scaling, weight_decay):
+def test_nsgd_matches_naive_formula(norm, weight_norm_scaling, weight_decay, foreach):
     problem = NoisyProblem(seed=3)
     hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay)
-    got, _ = packaged_run("nsgd", problem, 0.05, **hp)
+    got, _ = packaged_run("nsgd", problem, 0.05, foreach=foreach, **hp)
     assert_close(got, naive_run(problem, None, 0.05, **hp))
 
 
+@BODIES
 @pytest.mark.parametrize("norm,weight_norm_scaling,weight_decay", CONFIGS)
-def test_nsgd_momentum_matches_naive_formula(norm, weight_norm_scaling, weight_decay):
+def test_nsgd_momentum_matches_naive_formula(norm, weight_norm_scaling, weight_decay, foreach):
     problem = NoisyProblem(seed=4)
     hp = dict(norm=norm, weight_norm_scaling=weight_norm_scaling, weight_decay=weight_decay)
-    got, _ = packaged_run("nsgd_momentum", problem, 0.05, beta=0.8, **hp)
+    got, _ = packaged_run("nsgd_momentum", problem, 0.05, beta=0.8, foreach=foreach, **hp)
     assert_close(got, naive_run(problem, 0.8, 0.05, **hp))
 
 
+@BODIES
 @pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
-def test_resume_from_state_dict_is_bit_identical(name):
+def test_resume_from_state_dict_is_bit_identical(name, foreach):
     problem = NoisyProblem(seed=5)
     hp = dict(norm="global", weight_norm_scaling=True, weight_decay=0.01)
-    straight, _ = packaged_run(name, problem, 0.05, steps=60, **hp)
-    half, optimizer = packaged_run(name, problem, 0.05, steps=30, **hp)
+    straight, _ = packaged_run(name, problem, 0.05, steps=60, foreach=foreach, **hp)
+    half, optimizer = packaged_run(name, problem, 0.05, steps=30, foreach=foreach, **hp)
     buffer = io.BytesIO()
     torch.save({"params": half, "optimizer": optimizer.state_dict()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer)
     params = [p.clone() for p in saved["params"]]
-    fresh = create(name, make_groups(params, 0.01), lr=0.05, **hp)
+    fresh = create(name, make_groups(params, 0.01), lr=0.05, foreach=foreach, **hp)
     fresh.load_state_dict(saved["optimizer"])
     resumed, _ = packaged_run(name, problem, 0.05, steps=60, start=30, params=params, optimizer=fresh)
     for a, b in zip(resumed, straight):
@@ -117,12 +121,13 @@ def test_beta_zero_momentum_is_nsgd():
     assert_close(momentum, plain, rel=1e-12)
 
 
+@BODIES
 @pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
 @pytest.mark.parametrize("norm", ["layer", "global"])
-def test_zero_gradient_gives_zero_step(name, norm):
+def test_zero_gradient_gives_zero_step(name, norm, foreach):
     params = [torch.randn(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
     before = [p.clone() for p in params]
-    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True)
+    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True, foreach=foreach)
     for _ in range(3):
         for p in params:
             p.grad = torch.zeros_like(p)
@@ -131,12 +136,13 @@ def test_zero_gradient_gives_zero_step(name, norm):
         assert torch.equal(p, b)
 
 
+@BODIES
 @pytest.mark.parametrize("name", ["nsgd", "nsgd_momentum"])
 @pytest.mark.parametrize("norm", ["layer", "global"])
-def test_zero_weight_norm_falls_back_to_plain_normalization(name, norm):
+def test_zero_weight_norm_falls_back_to_plain_normalization(name, norm, foreach):
     params = [torch.zeros(3, 2, dtype=torch.float64)]
     grad = torch.randn(3, 2, dtype=torch.float64)
-    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True)
+    optimizer = create(name, params, lr=0.1, norm=norm, weight_norm_scaling=True, foreach=foreach)
     params[0].grad = grad.clone()
     optimizer.step()
     assert torch.isfinite(params[0]).all()

@@ -75,7 +75,7 @@ class ShardedRun:
     """RANKS optimizers over pieces of the model's tensors, laid out and cut like ZeRO 1/2."""
 
     def __init__(self, name: str, reference_model: torch.nn.Module, reference: torch.optim.Optimizer,
-                 hyperparameters: dict, hook: bool = True):
+                 hyperparameters: dict, hook: bool = True, foreach: bool | None = None):
         self.model = _model()
         self.tensors = list(self.model.parameters())  # layer i = the i-th tensor of the model
         index = {id(p): i for i, p in enumerate(reference_model.parameters())}
@@ -103,7 +103,8 @@ class ShardedRun:
             settings = {k: v for k, v in group.items() if k != "params"}
             for rank in range(RANKS):
                 groups[rank].append({**settings, "params": per_rank[rank]})
-        self.optimizers = [create(name, groups[rank], **hyperparameters) for rank in range(RANKS)]
+        body = {} if foreach is None else {"foreach": foreach}
+        self.optimizers = [create(name, groups[rank], **body, **hyperparameters) for rank in range(RANKS)]
         if hook:
             for rank, optimizer in enumerate(self.optimizers):
                 set_norm_sharding(optimizer, PieceSharding(self.collective, rank, layer_of[rank], len(index)))
@@ -143,10 +144,10 @@ class ShardedRun:
         return out
 
 
-def _train_both(name: str, hyperparameters: dict, steps: int = 6, hook: bool = True):
+def _train_both(name: str, hyperparameters: dict, steps: int = 6, hook: bool = True, foreach: bool | None = None):
     model = _model()
     reference = create(name, model, **hyperparameters)
-    sharded = ShardedRun(name, model, reference, hyperparameters, hook=hook)
+    sharded = ShardedRun(name, model, reference, hyperparameters, hook=hook, foreach=foreach)
     for step in range(steps):
         reference.zero_grad()
         _loss(model, step).backward()
@@ -171,20 +172,24 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("foreach", [None, True], ids=["default body", "multi-tensor body"])
 @pytest.mark.parametrize("name,hyperparameters", CASES, ids=lambda v: v if isinstance(v, str) else "-".join(
     f"{k}={x}" for k, x in v.items()))
-def test_pieces_with_the_hook_step_like_whole_tensors(name, hyperparameters):
-    whole, sharded = _train_both(name, hyperparameters)
+def test_pieces_with_the_hook_step_like_whole_tensors(name, hyperparameters, foreach):
+    if foreach and name in ("sgd", "adam"):
+        pytest.skip("torch's own optimizers: their foreach body is torch's")
+    whole, sharded = _train_both(name, hyperparameters, foreach=foreach)
     for expected, got in zip(whole, sharded.assembled()):
         torch.testing.assert_close(got, expected.detach().reshape(-1), rtol=1e-12, atol=1e-12)
     if shard_support(sharded.optimizers[0]) == NORM_HOOK:  # one all-reduce per step, on every rank
         assert sharded.collective.calls == [6, 6]
 
 
+@pytest.mark.parametrize("foreach", [None, True], ids=["default body", "multi-tensor body"])
 @pytest.mark.parametrize("name", ["nsgd_momentum", "nigt", "lars", "lamb"])
-def test_pieces_without_the_hook_take_other_steps(name):
+def test_pieces_without_the_hook_take_other_steps(name, foreach):
     """The comparison above can fail: norms of pieces are not norms of layers."""
-    whole, sharded = _train_both(name, {"lr": 0.05}, hook=False)
+    whole, sharded = _train_both(name, {"lr": 0.05}, hook=False, foreach=foreach)
     adapted = [i for i, p in enumerate(whole) if p.ndim >= 2]  # biases are not normalized
     start = [p.detach().reshape(-1) for p in _model().parameters()]
     moved = max(float((whole[i].detach().reshape(-1) - start[i]).abs().max()) for i in adapted)
@@ -258,3 +263,35 @@ def test_shard_support_declarations():
     assert get_norm_sharding(optimizer) is None
     set_norm_sharding(optimizer, "marker")
     assert get_norm_sharding(optimizer) == "marker"
+
+
+class OneProcess:
+    """A NormSharding of one process holding every piece: its all-reduce is the identity."""
+
+    def __init__(self, layer_of: dict[int, int], num_layers: int):
+        self._layer_of, self.num_layers = layer_of, num_layers
+
+    def layer_of(self, piece: torch.Tensor) -> int:
+        return self._layer_of[id(piece)]
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+
+@pytest.mark.parametrize("name,hyperparameters", [c for c in CASES if c[0] not in ("sgd", "adam")],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in v.items()))
+def test_sharded_multi_tensor_step_reads_nothing_back(name, hyperparameters):
+    """Under the hook the multi-tensor body sums on the device: no host read inside step()."""
+    from .test_dispatch_benchmark import OpCounter
+
+    model = _model()
+    pieces = [p.detach().reshape(-1)[: max(1, p.numel() // 2)].clone() for p in model.parameters()]
+    optimizer = create(name, [{"params": pieces}], foreach=True, **hyperparameters)
+    set_norm_sharding(optimizer, OneProcess({id(piece): i for i, piece in enumerate(pieces)}, len(pieces)))
+    for step in range(3):
+        for piece in pieces:
+            piece.grad = torch.randn(piece.shape, generator=torch.Generator().manual_seed(step), dtype=torch.float64)
+        counter = OpCounter()
+        with counter:
+            optimizer.step()
+        assert counter.total > 0 and counter.host_reads == 0, (step, counter.host_reads)

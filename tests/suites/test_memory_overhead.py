@@ -201,3 +201,22 @@ def test_presets_build_the_named_model_families():
         assert validate_config(preset)["families"] == ["bert", "resnet"]
     ci = build_model_under_test("resnet", PRESETS["ci"], CPU, seed=0)
     assert "resnet50 family" in ci.description and ci.model.default_cfg["architecture"] == "resnet50"
+
+
+@pytest.mark.skipif(cpu_peak_unavailable_reason() is not None, reason=str(cpu_peak_unavailable_reason()))
+def test_both_bodies_are_measured_and_nigt_multi_tensor_needs_at_most_one_tensor_more():
+    """The peak worker measures each body of an optimizer written here on its own. NIGT's multi-tensor
+    step works in place: its increment over the single-tensor body's is at most one largest tensor."""
+    config = validate_config(PRESETS["ci"])
+    result = measure_peak_in_subprocess({**_small_peak_request(), "family": "bert", "optimizer": "nigt",
+                                         "hyperparameters": {"weight_decay": 0.01}}, timeout_s=300)
+    assert result["peak_unavailable_reason"] is None, result["peak_unavailable_reason"]
+    unit = build_model_under_test("bert", config, CPU, seed=0)
+    largest = max(p.numel() * p.element_size() for p in unit.model.parameters())
+    for body in ("single", "multi"):
+        assert result[f"peak_step_increment_bytes_{body}"] > 0  # gradients and activations at least
+        assert result[f"optimizer_step_peak_increment_bytes_{body}"] >= 0
+    assert result["optimizer_step_peak_increment_bytes_multi"] <= result["optimizer_step_peak_increment_bytes_single"] + largest
+    assert result["peak_step_increment_bytes_multi"] <= result["peak_step_increment_bytes_single"] + largest
+    one_body = measure_peak_in_subprocess({**_small_peak_request(), "family": "bert"}, timeout_s=300)  # torch's sgd
+    assert one_body["optimizer_step_peak_increment_bytes_multi"] is not None  # foreach is passed on to torch

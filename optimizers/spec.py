@@ -1,0 +1,82 @@
+"""What the suites and reports know about one optimizer: its `OptimizerSpec`, and the unknown-name error.
+
+A leaf module: the registry fills a table of specs, the timm bridge builds specs for timm's
+optimizers, and neither needs the other to do so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .errors import InputError
+from .hyperparams import Check, Hyperparameter, HyperparameterError, resolve
+
+PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
+
+
+class UnknownOptimizerError(InputError, KeyError):
+    """An optimizer name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Everything the suites and reports need to know about one optimizer.
+
+    factory(param_groups, **hyperparameters) returns a torch.optim.Optimizer.
+    Capabilities the run engine asks for:
+      needs_eval_swap     the model holds a point other than the reported iterate during training
+                          (NIGT trains at x_t, reports w_t); the optimizer then has `.eval()` and
+                          `.train()` methods that swap the model's parameters to w_t and back.
+      gradients_per_step  2 for optimizers that need two independent gradients at the same point;
+                          their `step(closure)` calls the closure twice, once per half-batch.
+      state_slots         parameter-sized tensors kept per parameter (None: unknown, e.g. plugins).
+    """
+
+    name: str
+    factory: Callable[..., torch.optim.Optimizer]
+    hyperparameters: tuple[Hyperparameter, ...]
+    paper: str = ""
+    description: str = ""
+    state_slots: int | None = None
+    needs_eval_swap: bool = False
+    gradients_per_step: int = 1
+    lr_grid: tuple[float, ...] = PAPER_LR_GRID
+    source: str = "builtin"
+    check: Check | None = None  # cross-parameter constraints (e.g. lamb's phi_min <= phi_max)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {h.name: h.default for h in self.hyperparameters}
+
+    def hyperparameter(self, name: str) -> Hyperparameter:
+        for h in self.hyperparameters:
+            if h.name == name:
+                return h
+        raise HyperparameterError(
+            f"optimizer '{self.name}' has no hyperparameter '{name}'; accepted: "
+            f"{', '.join(h.name for h in self.hyperparameters)}"
+        )
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, every value validated, unknown names rejected."""
+        return resolve(self.hyperparameters, given, self.name, self.check)
+
+    def to_dict(self) -> dict:
+        """Metadata (no code) for configs and reports."""
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "description": self.description,
+            "state_slots": self.state_slots,
+            "needs_eval_swap": self.needs_eval_swap,
+            "gradients_per_step": self.gradients_per_step,
+            "lr_grid": list(self.lr_grid),
+            "source": self.source,
+            "hyperparameters": [h.to_dict() for h in self.hyperparameters],
+        }
