@@ -35,8 +35,9 @@ from nightbench.optimizers.errors import InputError
 DEFAULT_TIME_MIN = 60
 DEFAULT_MAX_REQUEUES = 10
 DEFAULT_POLL_SECONDS = 10.0
-# submitit asks SLURM for its checkpoint signal this many seconds before the limit; SLURM may send
-# it up to a minute early, so a short limit gets a quarter of its length instead (see signal_delay_s).
+# submitit asks SLURM for its checkpoint signal this many seconds before the limit. SLURM looks at
+# time limits every 30 s or so and may send it that much earlier, so a short limit asks for a sixth
+# of its length instead (at least 10 s: the job needs a moment to requeue itself and exit).
 SUBMITIT_SIGNAL_DELAY_S = 90
 MEMORY = re.compile(r"^[0-9]+[KMGT]?$", re.IGNORECASE)
 # Parameters the flags own: a passed-through option must not set them behind the flags' back.
@@ -77,7 +78,7 @@ class SlurmOptions:
     @property
     def signal_delay_s(self) -> int:
         """Seconds before the time limit at which the job is told to stop (and requeued)."""
-        return min(SUBMITIT_SIGNAL_DELAY_S, max(10, self.time * 60 // 4))
+        return min(SUBMITIT_SIGNAL_DELAY_S, max(10, self.time * 60 // 6))
 
 
 FILE_KEYS = tuple(f.name for f in fields(SlurmOptions))
