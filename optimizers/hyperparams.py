@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .errors import InputError
 
-class HyperparameterError(ValueError):
+
+class HyperparameterError(InputError):
     """A hyperparameter value or name that the optimizer does not accept."""
 
 

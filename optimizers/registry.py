@@ -25,23 +25,24 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from .errors import InputError
 from .hyperparams import Hyperparameter, HyperparameterError, infer_from_signature, resolve
 from .param_groups import ParamGroupPolicy, ParamsLike
 
 ENTRY_POINT_GROUP = "nightbench.optimizers"
 PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
 # Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
-_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory", "sharding"}
+_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory", "sharding", "errors"}
 
 
-class UnknownOptimizerError(KeyError):
+class UnknownOptimizerError(InputError, KeyError):
     """An optimizer name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0])
 
 
-class PluginError(RuntimeError):
+class PluginError(InputError):
     """A plugin file or entry point that could not be imported or registered."""
 
 

@@ -1,6 +1,6 @@
 """What a suite is: the small objects every suite module defines, and the engine drives.
 
-Two shapes, one registry (`suites/catalog.py`):
+Two shapes, two base classes, one catalog (`suites/catalog.py`):
 
 * `TrainingSuite` (bert_mlm, resnet50_imagenet): the engine owns the training loop. The suite builds
   a `TrainingTask` (model, deterministic batches, loss, evaluation, step budget, schedule) and the
@@ -18,7 +18,8 @@ overrides any key it has. The same code runs every preset; only the values diffe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -71,15 +72,25 @@ class TrainingTask:
     close: Callable[[], None] = lambda: None  # release workers, files
 
 
-class TrainingSuite(Protocol):
-    kind: str  # "training"
+class Suite(ABC):
+    """What every suite declares; subclass TrainingSuite or ExperimentSuite, not this.
+
+    A suite is found by the catalog (suites/catalog.py) when it is the `SUITE` of a folder's
+    suite.py under suites/, of a file given with --suite-file, or of a module named by an entry
+    point in the group `nightbench.suites`.
+    """
+
+    kind: str  # "training" | "experiment": set by the base class, recorded in config.json
     name: str
     description: str
     presets: Mapping[str, dict[str, Any]]
-    target_metric: str  # a key returned by evaluate(), e.g. 'mlm_accuracy'
-    higher_is_better: bool
+    target_metric: str | None = None  # a key of the final metrics, e.g. 'mlm_accuracy'
+    higher_is_better: bool = True
     # The target value per preset (paper: the published figure), None where none applies.
-    target_values: Mapping[str, float | None]
+    target_values: Mapping[str, float | None] = {}
+    seed_independent: bool = False  # a measurement, not training: the leaderboard runs one seed
+    title: str | None = None  # the report's heading for this suite (default: the name)
+    report_sections: tuple[str, ...] = ()  # which report sections show this suite's runs
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Suite-specific default hyperparameters for an optimizer (e.g. adam lr 1e-4 on BERT).
@@ -87,10 +98,29 @@ class TrainingSuite(Protocol):
         Return {} for optimizers the suite has no opinion on (plugins): the optimizer's own
         defaults then apply. Keys may include 'policy.<field>' for the param-group policy.
         """
+        return {}
 
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """Raise ValueError naming a bad key and what it accepts; called before any run directory exists."""
+
+    def facts(self) -> dict[str, Any]:
+        """What the leaderboard and the report need to know of this suite (recorded in config.json)."""
+        return {"kind": self.kind, "seed_independent": bool(self.seed_independent),
+                "title": self.title or self.name, "description": self.description,
+                "report_sections": list(self.report_sections)}
+
+
+class TrainingSuite(Suite):
+    """A suite whose runs the engine trains: the suite builds a TrainingTask, the engine owns the loop."""
+
+    kind = "training"
+    report_sections = ("leaderboard", "learning_curves")
+
+    @abstractmethod
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:
         """The learning-rate schedule for this optimizer on this task."""
 
+    @abstractmethod
     def build(self, ctx: BuildContext) -> TrainingTask:
         """Build model, data, loss and evaluation for one run. Fail early, with a clear message,
         on bad input (missing data paths, corpora too small for one batch)."""
@@ -124,20 +154,15 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ExperimentSuite(Protocol):
-    kind: str  # "experiment"
-    name: str
-    description: str
-    presets: Mapping[str, dict[str, Any]]
-    target_metric: str | None
-    higher_is_better: bool
-    target_values: Mapping[str, float | None]
+class ExperimentSuite(Suite):
+    """A suite that runs its own sweep of small units through a RunContext (resumable per unit)."""
 
-    def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
-        ...
+    kind = "experiment"
 
-    # Optional, for both suite shapes: validate_config(config) raises ValueError naming a bad key
-    # and what it accepts; the engine calls it before any run directory is created.
-
+    @abstractmethod
     def run(self, ctx: RunContext) -> dict[str, float]:
         """Run every unit not yet in ctx.done_units(); return the run's final summary metrics."""
+
+    def all_diverged(self, final_metrics: dict[str, float]) -> bool:
+        """Whether the run's work all diverged (then it is recorded as diverged, not completed)."""
+        return False

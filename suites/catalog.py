@@ -1,33 +1,134 @@
-"""The suites nightbench knows, loaded lazily (BERT and timm imports are slow; `list` stays fast)."""
+"""The suites nightbench knows, found the way optimizers are: folders, files and entry points.
+
+* Every folder under suites/ with a `suite.py` defining `SUITE` is a built-in suite named after
+  the folder (nothing to list anywhere: add the folder and it is found).
+* `--suite-file my_suite.py`: a user's file whose module-level `SUITE` (or every instance of a
+  TrainingSuite / ExperimentSuite subclass it defines) joins the catalog.
+* An installed package's entry point in the group `nightbench.suites`, naming a module that
+  defines `SUITE` (or the suite object itself).
+Suites are imported lazily (BERT and timm imports are slow; `list` stays fast).
+"""
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
-# name -> module that defines `SUITE`
-SUITE_MODULES = {
-    "bert_mlm": "nightbench.suites.bert_mlm",
-    "resnet50_imagenet": "nightbench.suites.resnet50_imagenet",
-    "memory_overhead": "nightbench.suites.memory_overhead",
-    "small_batch_variance": "nightbench.suites.small_batch_variance",
-}
+from nightbench.optimizers.errors import InputError
+
+from .base import ExperimentSuite, Suite, TrainingSuite
+
+ENTRY_POINT_GROUP = "nightbench.suites"
+ENTRY_FILE = "suite.py"  # the one entry file of every suite folder
 
 
-class UnknownSuiteError(KeyError):
+def _builtin_modules() -> dict[str, str]:
+    here = Path(__file__).parent
+    return {folder.name: f"{__package__}.{folder.name}.suite"
+            for folder in sorted(here.iterdir()) if (folder / ENTRY_FILE).is_file()}
+
+
+# name -> the module that defines `SUITE`, or the suite itself (from a file or entry point)
+SUITE_MODULES: dict[str, str | Suite] = _builtin_modules()
+_FILES: dict[Path, list[str]] = {}  # suite files already loaded -> the names they defined
+_ENTRY_POINTS_READ = False
+
+
+class UnknownSuiteError(InputError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
 
+class SuitePluginError(InputError):
+    """A suite file or entry point that cannot be used (missing, fails to import, defines no suite)."""
+
+
+def _check_suite(obj: Any, source: str) -> Suite:
+    if not isinstance(obj, (TrainingSuite, ExperimentSuite)):
+        raise SuitePluginError(f"{source}: {type(obj).__name__} is not a suite; subclass "
+                               "nightbench.suites.base.TrainingSuite or ExperimentSuite")
+    for attribute in ("name", "description", "presets"):
+        if not getattr(obj, attribute, None):
+            raise SuitePluginError(f"{source}: suite {type(obj).__name__} has no '{attribute}'")
+    return obj
+
+
+def _suites_in(module: Any, source: str) -> list[Suite]:
+    if hasattr(module, "SUITE"):
+        return [_check_suite(module.SUITE, source)]
+    found = [v for v in vars(module).values() if isinstance(v, (TrainingSuite, ExperimentSuite))]
+    if not found:
+        raise SuitePluginError(f"{source} defines no suite: set SUITE = MySuite() "
+                               "(a subclass of nightbench.suites.base.TrainingSuite or ExperimentSuite)")
+    return found
+
+
+def _add(suites: list[Suite], source: str) -> list[str]:
+    for suite in suites:
+        if suite.name in SUITE_MODULES:
+            raise SuitePluginError(f"{source}: the suite name '{suite.name}' is taken; rename the suite")
+    for suite in suites:
+        SUITE_MODULES[suite.name] = suite
+    return [s.name for s in suites]
+
+
+def load_suite_file(path: str | Path) -> list[str]:
+    """Import a user's suite file; returns the names of the suites it defines (loading twice is a no-op)."""
+    path = Path(path).expanduser().resolve()
+    source = f"suite file {path}"
+    if not path.is_file():
+        raise SuitePluginError(f"suite file not found: {path}")
+    if path in _FILES:
+        return _FILES[path]
+    module_name = f"nightbench_user_suite_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SuitePluginError(f"{path} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not end nightbench
+        sys.modules.pop(module_name, None)
+        raise SuitePluginError(f"{source} failed to import: {type(exc).__name__}: {exc}") from None
+    _FILES[path] = _add(_suites_in(module, source), source)
+    return _FILES[path]
+
+
+def _read_entry_points() -> None:
+    global _ENTRY_POINTS_READ
+    if _ENTRY_POINTS_READ:
+        return
+    _ENTRY_POINTS_READ = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        source = f"entry point '{ep.name}' ({ep.value})"
+        try:
+            obj = ep.load()
+            _add(_suites_in(obj, source) if not isinstance(obj, Suite) else [_check_suite(obj, source)], source)
+        except (Exception, SystemExit) as exc:  # one broken package must not hide the other suites
+            warnings.warn(f"could not load suites from {source}: {exc}", stacklevel=2)
+
+
 def suite_names() -> list[str]:
+    _read_entry_points()
     return list(SUITE_MODULES)
 
 
-def get_suite(name: str) -> Any:
+def get_suite(name: str) -> Suite:
     """The suite object; unknown names fail with the known ones and the closest match."""
+    _read_entry_points()
     if name not in SUITE_MODULES:
         close = difflib.get_close_matches(str(name), list(SUITE_MODULES), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise UnknownSuiteError(f"unknown suite '{name}'.{hint} Known suites: {', '.join(SUITE_MODULES)}")
-    return importlib.import_module(SUITE_MODULES[name]).SUITE
+    where = SUITE_MODULES[name]
+    if isinstance(where, Suite):
+        return where
+    return _check_suite(importlib.import_module(where).SUITE, f"module {where}")

@@ -1,24 +1,30 @@
 """The `nightbench` command line: list, run, leaderboard, report.
 
-Exit status: 0 success, 1 a run failed (or diverged, for `run`), 2 bad input.
+Exit status: 0 success; 1 a run failed (or diverged, for `run`), or nightbench hit a bug (it says
+so, and writes the traceback to a file); 2 bad input (the message says what would be accepted);
+75 the run is being run by another live process; 130 interrupted (run the same command again).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
+import tempfile
+import traceback
 import warnings
 from pathlib import Path
 
-from nightbench.optimizers import HyperparameterError, PluginError, UnknownOptimizerError, get_spec, load_optimizer_file
+from nightbench.optimizers import get_spec, load_optimizer_file
 from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers import plugin_errors
+from nightbench.optimizers.errors import InputError
 
-from .catalog import UnknownSuiteError, get_suite, suite_names
+from .catalog import get_suite, load_suite_file, suite_names
 from .config import ConfigError, parse_set_arguments
-
-BAD_INPUT_ERRORS = (ConfigError, HyperparameterError, UnknownOptimizerError, UnknownSuiteError, PluginError)
+from .leaderboard.local import EXIT_RUNNING_ELSEWHERE
+from .run_dir import RunLockedError
 
 
 def _format_value(value) -> str:
@@ -69,6 +75,8 @@ def list_suites(show_presets: bool) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     for path in args.optimizer_file or []:
         load_optimizer_file(path)
+    for path in args.suite_file or []:
+        load_suite_file(path)
     if args.what == "optimizers":
         list_optimizers(args.all)
     else:
@@ -85,18 +93,46 @@ def _deepspeed_options(args: argparse.Namespace):
     return DeepSpeedOptions(zero_stage=args.zero_stage, config_path=args.deepspeed_config)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .engine import RunRequest, execute_run
+def check_results_root(path: str) -> None:
+    """--results must be a folder this process can write (created if missing)."""
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--results {path} is a file: expected a folder (it is created if missing)")
+    parent = next((p for p in [root, *root.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"--results {path} lies under the file {parent}: expected a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--results {path}: {parent} is not writable; choose a folder you can write")
 
+
+def _run_request(args: argparse.Namespace):
+    """The RunRequest of `nightbench run`: from --request FILE, or from the flags."""
+    from .plan import RunRequest, read_request
+
+    if args.request:
+        return read_request(args.request, progress=not args.quiet, deepspeed=_deepspeed_options(args))
+    if not args.suite or not args.optimizer:
+        raise ConfigError("nightbench run needs --suite and --optimizer (or --request FILE)")
     overrides = parse_set_arguments(args.set)
     if args.precision is not None:
         overrides["precision"] = args.precision
-    request = RunRequest(
+    return RunRequest(
         suite=args.suite, optimizer=args.optimizer, preset=args.preset, seed=args.seed,
         overrides=overrides, results_root=args.results, device=args.device,
-        optimizer_files=args.optimizer_file or [], progress=not args.quiet, protocol=args.protocol,
-        deepspeed=_deepspeed_options(args),
+        optimizer_files=args.optimizer_file or [], suite_files=args.suite_file or [], progress=not args.quiet,
+        protocol=args.protocol, deepspeed=_deepspeed_options(args),
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import execute_run
+
+    request = _run_request(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and request.deepspeed is None:
+        raise ConfigError(f"this process is one of {os.environ['WORLD_SIZE']} started by a distributed launcher "
+                          "(WORLD_SIZE is set), but the run is not distributed: add --deepspeed to train with "
+                          "every process, or start one process without the launcher")
+    check_results_root(request.results_root)
     outcome = execute_run(request)
     if os.environ.get("RANK", "0") != "0":
         return 0 if outcome.status == "completed" else 1  # rank 0 reports the run
@@ -131,6 +167,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .leaderboard import run_leaderboard_from_args
 
+    check_results_root(args.results)
     return run_leaderboard_from_args(args)
 
 
@@ -144,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="optimizers", choices=["optimizers", "suites", "presets"])
     p.add_argument("--all", action="store_true", help="also list timm's optimizers (timm:<name>)")
     p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
+    p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="run one (suite, preset, optimizer, seed)")
-    p.add_argument("--suite", required=True, help=f"one of: {', '.join(suite_names())}")
-    p.add_argument("--optimizer", required=True, help="a registered optimizer (`nightbench list optimizers`)")
+    p.add_argument("--suite", help=f"one of: {', '.join(suite_names())} (or one from --suite-file)")
+    p.add_argument("--optimizer", help="a registered optimizer (`nightbench list optimizers`)")
+    p.add_argument("--request", metavar="FILE", help="run the request file a leaderboard wrote (instead of the flags)")
+    p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
     p.add_argument("--preset", default="small", help="paper, small (default) or ci")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -183,20 +223,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_bug(exc: BaseException) -> None:
+    """One line saying nightbench hit a bug, and where the whole traceback was written."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    fd, path = tempfile.mkstemp(prefix=f"nightbench-traceback-{stamp}-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(traceback.format_exception(exc)))
+    print(f"nightbench: internal error (a bug, not your input): {type(exc).__name__}: {exc}; "
+          f"traceback written to {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Setting accelerator to CPU.*")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except BAD_INPUT_ERRORS as exc:
+    except InputError as exc:
         print(f"nightbench: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # SuiteInputError and other input checks
-        print(f"nightbench: error: {exc}", file=sys.stderr)
-        return 2
+    except RunLockedError as exc:
+        print(f"nightbench: {exc}", file=sys.stderr)
+        return EXIT_RUNNING_ELSEWHERE
     except KeyboardInterrupt:
         print("nightbench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug in nightbench
+        report_bug(exc)
+        return 1
 
 
 if __name__ == "__main__":

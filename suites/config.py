@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from nightbench.optimizers import OptimizerSpec, ParamGroupPolicy
-
-from .base import PRESET_NAMES
+from nightbench.optimizers.errors import InputError
 
 # Keys the engine reads from every suite config; presets may override them.
 ENGINE_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",  # 'fp32' or 'bf16' (autocast; meant for the paper presets on GPUs)
     "log_every": 10,  # steps between train-loss records
     "checkpoint_every": 0,  # steps between checkpoints; 0 = at every evaluation
+    # torch's intra-op threads. Results depend on it (reduction order), so it is part of a run's
+    # identity; one thread per run, with the leaderboard running runs side by side, uses the
+    # cores best at the small presets.
+    "threads": 1,
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A preset, key or value that the suite or optimizer does not accept."""
 
 
@@ -76,9 +79,10 @@ def _coerce_like(key: str, value: Any, template: Any) -> Any:
             if not isinstance(parsed, type(template) if not isinstance(template, tuple) else list):
                 raise ValueError
             return parsed
-    except ValueError:
+    except (ValueError, OverflowError):  # int('inf') overflows
         raise ConfigError(
-            f"invalid value {value!r} for suite key '{key}': expected a {type(template).__name__} like {template!r}"
+            f"invalid value {value!r} for suite key '{key}': expected a finite {type(template).__name__} "
+            f"like {template!r}"
         ) from None
     return value
 
@@ -136,12 +140,19 @@ def resolve_config(
             validate(suite_config)
         except ValueError as exc:
             raise ConfigError(f"suite '{suite.name}': {exc}") from exc
-    if suite_config.get("precision") not in ("fp32", "bf16"):
-        raise ConfigError(f"invalid precision {suite_config.get('precision')!r}: expected 'fp32' or 'bf16'")
+    check_engine_keys(suite_config)
     return ResolvedConfig(suite_config, hyperparameters, policy, dict(overrides))
 
 
-def check_preset_names(suite: Any) -> None:
-    missing = [p for p in PRESET_NAMES if p not in suite.presets]
-    if missing:
-        raise ConfigError(f"suite '{suite.name}' lacks presets {missing}; every suite defines {PRESET_NAMES}")
+def check_engine_keys(config: dict[str, Any]) -> None:
+    """The keys the engine itself reads, and batch sizes every training suite shares."""
+    if config.get("precision") not in ("fp32", "bf16"):
+        raise ConfigError(f"invalid precision {config.get('precision')!r}: expected 'fp32' or 'bf16'")
+    for key, low in (("threads", 1), ("log_every", 1), ("checkpoint_every", 0)):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"invalid {key} {value!r}: expected an integer >= {low}")
+    micro, global_batch = config.get("micro_batch_size"), config.get("global_batch_size")
+    if isinstance(micro, int) and isinstance(global_batch, int) and micro > global_batch:
+        raise ConfigError(f"micro_batch_size {micro} is larger than global_batch_size {global_batch}: "
+                          f"expected a micro-batch of at most {global_batch}")

@@ -1,62 +1,48 @@
-"""One run = (suite, preset, optimizer, hyperparameters, seed) -> one run directory.
+"""One run's lifecycle, the same for a single process and for every rank of a DeepSpeed launch.
 
-`execute_run` resolves the configuration, skips a run that already finished, resumes one that did
-not, and always leaves a summary: completed, diverged (with the step) or failed (with the error).
-Bad input (unknown names, bad --set values, a missing data path) raises before a run directory is
-left behind, so the CLI can exit with status 2 and nothing half-made stays on disk.
+    plan -> skip if finished -> lock -> seed -> build -> config.json -> train -> summary.json
+
+A run always ends with a summary: completed, diverged (with the step) or failed (with the error),
+except when it is interrupted (Ctrl-C, SIGTERM from a scheduler): then it stays unfinished and the
+same command resumes it. Bad input (unknown names, bad values, a missing data path) raises an
+InputError before a run directory is left behind. A finished run is never rewritten.
+
+What differs between one process and a DeepSpeed launch is a `Host`: this module's `Host` is one
+process; `distributed/host.py` supplies the DeepSpeed one (ranks, rank-0 writing, sharded
+checkpoints, failures of other ranks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import shutil
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from nightbench.optimizers import create, get_spec, load_optimizer_file
+from nightbench.optimizers import create
 
-from .base import BuildContext, RunContext
-from .catalog import get_suite
-from .config import ConfigError, resolve_config
+from .base import BuildContext, RunContext, TrainingSuite, TrainingTask
+from .config import ConfigError
+from .devices import resolve_device
 from .environment import environment
+from .layout import CACHE_DIR, CONFIG_FILE
+from .plan import RunPlan, RunRequest, plan_run
 from .progress import Progress
-from .run_dir import (
-    FINISHED_STATUSES,
-    MetricsLog,
-    atomic_write_json,
-    read_json,
-    read_metrics,
-    read_summary,
-    run_lock,
-    run_name,
-    run_path,
-)
+from .run_dir import FINISHED_STATUSES, MetricsLog, atomic_write_json, read_json, read_metrics, read_summary, run_lock
 from .trainer import Diverged, Trainer, seed_everything
 
-PROTOCOLS = ("default", "tuning", "final")
 
-
-class SuiteInputError(ValueError):
+class SuiteInputError(ConfigError):
     """The suite rejected its input (data path, tokenizer, corpus size) before training started."""
 
 
-@dataclass
-class RunRequest:
-    suite: str
-    optimizer: str
-    preset: str = "small"
-    seed: int = 0
-    overrides: dict[str, Any] = field(default_factory=dict)
-    results_root: str = "results"
-    device: str | None = None  # None: cuda when available, else cpu
-    protocol: str = "default"  # default | tuning | final (which leaderboard protocol produced it)
-    optimizer_files: list[str] = field(default_factory=list)
-    progress: bool = True
-    deepspeed: Any = None  # a distributed.DeepSpeedOptions: run under DeepSpeed (any launcher, any world size)
+# A suite's builder reports bad input with these; anything else it raises is a bug.
+SUITE_INPUT_EXCEPTIONS = (ValueError, FileNotFoundError, NotADirectoryError)
 
 
 @dataclass
@@ -67,145 +53,187 @@ class RunOutcome:
     skipped: bool = False  # True when the run had already finished and nothing was done
 
 
-def resolve_device(name: str | None) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"invalid --device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but no CUDA device is available; use --device cpu")
-    return device
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
-def plan_run(request: RunRequest) -> tuple[Any, Any, Any, Path, dict]:
-    """Resolve everything a run needs without touching the disk: (suite, spec, resolved, run_dir, config)."""
-    if request.protocol not in PROTOCOLS:
-        raise ConfigError(f"invalid protocol {request.protocol!r}: expected one of {PROTOCOLS}")
-    if not isinstance(request.seed, int) or request.seed < 0:
-        raise ConfigError(f"invalid seed {request.seed!r}: expected a non-negative integer")
-    for path in request.optimizer_files:
-        load_optimizer_file(path)
-    suite = get_suite(request.suite)
-    spec = get_spec(request.optimizer)
-    resolved = resolve_config(suite, request.preset, spec, request.overrides)
-    identity = {
-        "suite": suite.name, "preset": request.preset, "optimizer": spec.name,
-        "hyperparameters": resolved.hyperparameters, "policy": resolved.policy.to_dict(),
-        "suite_config": resolved.suite_config, "seed": request.seed,
-    }
-    name = run_name(request.protocol, resolved.hyperparameters, identity, request.seed)
-    run_dir = run_path(request.results_root, suite.name, request.preset, spec.name, name)
-    config = {
-        **identity,
-        "run_name": name,
-        "protocol": request.protocol,
-        "overrides": resolved.overrides,
-        "optimizer_spec": spec.to_dict(),
-        "suite_kind": suite.kind,
-        "suite_description": suite.description,
-        "target_metric": suite.target_metric,
-        "higher_is_better": suite.higher_is_better,
-        "target_value": suite.target_values.get(request.preset),
-        "world_size": 1,
-    }
-    return suite, spec, resolved, run_dir, config
+class Host:
+    """Where a run executes: here, one process. Subclassed for every rank of a DeepSpeed launch."""
+
+    is_main = True  # the process that owns the run directory
+    rank, world_size = 0, 1
+
+    def __init__(self, plan: RunPlan):
+        self.plan = plan
+        self.device = resolve_device(plan.request.device)
+
+    def check(self) -> None:
+        """Refusals that depend on the run directory, made before anything is written."""
+        run_dir = self.plan.run_dir
+        if (run_dir / "deepspeed").is_dir() and read_summary(run_dir) is None:
+            raise ConfigError(f"{run_dir} holds an unfinished run started with --deepspeed; resume it with --deepspeed")
+
+    def share(self, value: Any) -> Any:
+        """The main process's value of something only it can know (here: the value itself)."""
+        return value
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        return run_lock(self.plan.run_dir)
+
+    def guard(self) -> contextlib.AbstractContextManager:
+        """Held while training: a DeepSpeed rank turns a launcher's SIGTERM into an interruption."""
+        return contextlib.nullcontext(_NoGuard())
+
+    def build_task(self, suite: TrainingSuite, ctx: BuildContext) -> TrainingTask:
+        try:
+            return suite.build(ctx)
+        except SUITE_INPUT_EXCEPTIONS as exc:
+            raise SuiteInputError(f"suite '{suite.name}' rejected its input: {exc}") from exc
+
+    def build_context(self) -> BuildContext:
+        plan = self.plan
+        return BuildContext(config=plan.resolved.suite_config, seed=plan.request.seed, device=self.device,
+                            cache_dir=cache_dir(plan), optimizer_name=plan.spec.name,
+                            world_size=self.world_size, rank=self.rank)
+
+    def recorded_config(self) -> dict:
+        """config.json: the plan's config plus where and when the run executes."""
+        return {**self.plan.config, "device": str(self.device), "world_size": self.world_size,
+                "environment": environment(), "created": now().isoformat(timespec="seconds")}
+
+    def make_trainer(self, task: TrainingTask) -> Trainer:
+        return Trainer(**trainer_arguments(self.plan, task, self.device))
+
+    def keeps_going_after(self, exc: BaseException) -> bool:
+        """Whether this failure is recorded in the summary (True) or raised on (a rank other than 0)."""
+        return True
+
+    def stopped_for_a_failure(self, exc: KeyboardInterrupt) -> bool:
+        """Whether an interruption was the launcher stopping ranks after another rank failed."""
+        return False
+
+    def final_status(self, status: str, extra: dict) -> tuple[str, dict]:
+        """The status to record, given what the other ranks reported (here: as it is)."""
+        return status, extra
 
 
-def execute_run(request: RunRequest) -> RunOutcome:
+class _NoGuard:
+    def training_over(self) -> None:
+        pass
+
+
+def cache_dir(plan: RunPlan) -> str:
+    return str(Path(plan.request.results_root) / CACHE_DIR)
+
+
+def trainer_arguments(plan: RunPlan, task: TrainingTask, device: torch.device) -> dict:
+    return dict(suite=plan.suite, task=task, spec=plan.spec, hyperparameters=plan.resolved.hyperparameters,
+                policy=plan.resolved.policy, config=plan.resolved.suite_config, run_dir=plan.run_dir, device=device,
+                target_value=plan.config["target_value"], progress=plan.request.progress)
+
+
+def execute_run(request: RunRequest | RunPlan) -> RunOutcome:
     """Run (or resume, or skip) one run; never overwrites a finished one."""
-    suite, spec, resolved, run_dir, config = plan_run(request)
-    if request.deepspeed is not None:
-        from .distributed.runner import execute_distributed_run
+    plan = request if isinstance(request, RunPlan) else plan_run(request)
+    options = plan.request.deepspeed
+    host = options.host(plan) if options is not None else Host(plan)
+    return run_lifecycle(plan, host)
 
-        return execute_distributed_run(request, suite, spec, resolved, run_dir, config)
-    if (run_dir / "deepspeed").is_dir() and read_summary(run_dir) is None:
-        raise ConfigError(f"{run_dir} holds an unfinished run started with --deepspeed; resume it with --deepspeed")
-    summary = read_summary(run_dir)
+
+def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
+    run_dir = plan.run_dir
+    summary = host.share(read_summary(run_dir) if host.is_main else None)
     if summary and summary.get("status") in FINISHED_STATUSES:
         return RunOutcome(run_dir, summary["status"], summary, skipped=True)
-    device = resolve_device(request.device)
-    fresh = not run_dir.exists()
+    host.check()
+    fresh = host.share(not (run_dir / CONFIG_FILE).exists() if host.is_main else None)
     try:
-        with run_lock(run_dir):
-            return _execute_locked(request, suite, spec, resolved, run_dir, config, device)
+        with host.lock(), intra_op_threads(plan.resolved.suite_config["threads"]), host.guard() as guard:
+            return _execute_locked(plan, host, guard)
     except SuiteInputError:
-        if fresh:  # bad input found before training: leave nothing behind
+        if fresh and host.is_main:  # bad input found before training: leave nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def _execute_locked(request, suite, spec, resolved, run_dir: Path, config: dict, device) -> RunOutcome:
-    config = {**config, "device": str(device), "environment": environment(),
-              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    previous = read_json(run_dir / "config.json")
-    if previous is None:
-        atomic_write_json(run_dir / "config.json", config)
-    cache_dir = str(Path(request.results_root) / "_cache")
-    seed_everything(request.seed)
-    started = datetime.datetime.now(datetime.timezone.utc)
-    fields: dict = {}
+def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
+    started = now()
+    seed_everything(plan.request.seed)  # the same on every rank: the task is built alike everywhere
+    status, fields, extra = "failed", {}, {}
     try:
-        if suite.kind == "training":
-            fields = _run_training(request, suite, spec, resolved, run_dir, config, device, cache_dir)
+        if isinstance(plan.suite, TrainingSuite):
+            status, fields, extra = _train(plan, host)
         else:
-            fields = _run_experiment(request, suite, spec, resolved, run_dir, device, cache_dir)
-        status, extra = "completed", {}
-    except SuiteInputError:
-        raise
-    except Diverged as exc:
-        status, extra = "diverged", {"diverged_step": exc.step, "error": str(exc)}
-        fields = getattr(exc, "summary_fields", {}) or fields
-    except KeyboardInterrupt:
-        raise  # leave the run resumable: no summary, the checkpoint stays
-    except Exception as exc:  # a failed run is recorded; the caller (leaderboard) goes on
-        status = "failed"
+            _write_config(plan, host)
+            status, fields = _run_experiment(plan, host.device)
+        guard.training_over()  # from here on a SIGTERM waits: the summary must be written whole
+    except (ConfigError, KeyboardInterrupt) as exc:
+        if not (isinstance(exc, KeyboardInterrupt) and host.stopped_for_a_failure(exc)):
+            raise  # bad input (exit 2) or an interruption: no summary, the checkpoint stays
+    except Exception as exc:  # noqa: BLE001 - a failed run is recorded; the caller (leaderboard) goes on
+        guard.training_over()
+        if not host.keeps_going_after(exc):
+            raise
         extra = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
-    return finish_run(run_dir, suite, config, started, status, fields, extra)
+        status = "failed"
+    status, extra = host.final_status(status, extra)
+    if not host.is_main:
+        return RunOutcome(plan.run_dir, status, {"status": status, **fields, **extra})
+    _write_config(plan, host)  # a run that failed before writing it still says what it was
+    return finish_run(plan, started, status, fields, extra)
 
 
-def finish_run(run_dir: Path, suite, config: dict, started: datetime.datetime, status: str, fields: dict,
-               extra: dict) -> RunOutcome:
+def _write_config(plan: RunPlan, host: Host) -> None:
+    if host.is_main and read_json(plan.run_dir / CONFIG_FILE) is None:
+        atomic_write_json(plan.run_dir / CONFIG_FILE, host.recorded_config())
+
+
+def _train(plan: RunPlan, host: Host) -> tuple[str, dict, dict]:
+    task = host.build_task(plan.suite, host.build_context())
+    _write_config(plan, host)
+    trainer = host.make_trainer(task)
+    try:
+        return "completed", trainer.run(), {}
+    except Diverged as exc:  # every rank sees the same summed loss and parameters: all stop here
+        return "diverged", trainer.summary_fields(), {"diverged_step": exc.step, "error": str(exc)}
+    finally:
+        trainer.close()
+
+
+def finish_run(plan: RunPlan, started: datetime.datetime, status: str, fields: dict, extra: dict) -> RunOutcome:
     """Write summary.json (atomically) from what the run produced; the outcome the caller returns."""
     summary = {
         "status": status,
         "diverged_step": None,
         "error": None,
         "final_metrics": {},
-        "target_metric": suite.target_metric,
-        "target_value": config["target_value"],
+        "target_metric": plan.suite.target_metric,
+        "target_value": plan.config["target_value"],
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "finished": now().isoformat(timespec="seconds"),
         **fields,
         **extra,
     }
-    atomic_write_json(run_dir / "summary.json", summary)
-    return RunOutcome(run_dir, status, summary)
+    atomic_write_json(plan.run_dir / "summary.json", summary)
+    return RunOutcome(plan.run_dir, status, summary)
 
 
-def _run_training(request, suite, spec, resolved, run_dir, config, device, cache_dir) -> dict:
-    ctx = BuildContext(config=resolved.suite_config, seed=request.seed, device=device, cache_dir=cache_dir,
-                       optimizer_name=spec.name)
+@contextlib.contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count for the run (part of its identity: results depend on it)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        task = suite.build(ctx)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
-        raise SuiteInputError(f"suite '{suite.name}' rejected its input: {exc}") from exc
-    trainer = Trainer(suite=suite, task=task, spec=spec, hyperparameters=resolved.hyperparameters,
-                      policy=resolved.policy, config=resolved.suite_config, run_dir=run_dir, device=device,
-                      target_value=config["target_value"], progress=request.progress)
-    try:
-        return trainer.run()
-    except Diverged as exc:
-        exc.summary_fields = trainer.summary_fields()
-        raise
+        yield
     finally:
-        trainer.close()
+        torch.set_num_threads(previous)
 
 
-def _run_experiment(request, suite, spec, resolved, run_dir, device, cache_dir) -> dict:
+def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[str, dict]:
+    """An ExperimentSuite's run: (status, summary fields); 'diverged' when every unit diverged."""
+    run_dir, spec, resolved = plan.run_dir, plan.spec, plan.resolved
     log = MetricsLog(run_dir / "metrics.jsonl")
-    progress = Progress(0, f"{suite.name}/{spec.name}", unit="unit", enabled=request.progress)
+    progress = Progress(0, f"{plan.suite.name}/{spec.name}", unit="unit", enabled=plan.request.progress)
     # On resume the clock continues from the last record of the earlier sessions: 'time' stays
     # monotonic and wall_time counts the work they kept (work after their last record is redone).
     earlier = max((float(r["time"]) for r in read_metrics(run_dir) if isinstance(r.get("time"), (int, float))),
@@ -223,14 +251,15 @@ def _run_experiment(request, suite, spec, resolved, run_dir, device, cache_dir) 
         return {str(r["unit"]) for r in read_metrics(run_dir) if "unit" in r}
 
     ctx = RunContext(
-        config=resolved.suite_config, seed=request.seed, device=device, cache_dir=cache_dir, run_dir=str(run_dir),
-        optimizer_name=spec.name, hyperparameters=resolved.hyperparameters, policy=resolved.policy, spec=spec,
-        make_optimizer=make_optimizer, log=log_record, done_units=done_units,
+        config=resolved.suite_config, seed=plan.request.seed, device=device, cache_dir=cache_dir(plan),
+        run_dir=str(run_dir), optimizer_name=spec.name, hyperparameters=resolved.hyperparameters,
+        policy=resolved.policy, spec=spec, make_optimizer=make_optimizer, log=log_record, done_units=done_units,
         set_total_units=progress.set_total, progress=lambda n=1: progress.update(n),
     )
     try:
-        final = suite.run(ctx)
+        final = dict(plan.suite.run(ctx) or {})
     finally:
         progress.close()
         log.close()
-    return {"final_metrics": dict(final or {}), "wall_time": datetime.datetime.now().timestamp() - started}
+    fields = {"final_metrics": final, "wall_time": datetime.datetime.now().timestamp() - started}
+    return ("diverged" if plan.suite.all_diverged(final) else "completed"), fields

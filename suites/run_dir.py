@@ -1,6 +1,6 @@
 """The run directory: the only thing a run leaves behind, and all a report reads.
 
-    <results>/<suite>/<preset>/<optimizer>/<run_name>/
+    <results>/<suite>/<preset>/<optimizer>/<run_name>/     (where: layout.py)
         config.json     the resolved configuration (hyperparameters, policy, suite config, environment)
         metrics.jsonl   append-only log, one JSON object per line, each with "kind" and "time"
         checkpoint.pt   the latest checkpoint (engine-private), replaced atomically
@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,12 +28,6 @@ FINISHED_STATUSES = ("completed", "diverged")
 
 class RunLockedError(RuntimeError):
     """Another process is working on this run directory."""
-
-
-def safe_name(name: str) -> str:
-    """A filesystem-safe rendering of an optimizer or suite name (the real name lives in config.json)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "unnamed"
 
 
 def _json_default(value: Any) -> Any:
@@ -66,17 +59,6 @@ def identity_hash(identity: dict) -> str:
     """Eight hex digits of the canonical JSON of what determines a run's computation."""
     canonical = dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
-
-
-def run_name(protocol: str, hyperparameters: dict, identity: dict, seed: int) -> str:
-    """e.g. 'default-lr1e-03-3fa2b1c9-seed0': readable lr, exact hash, seed."""
-    lr = hyperparameters.get("lr")
-    lr_part = f"lr{lr:.0e}-" if isinstance(lr, (int, float)) else ""
-    return f"{protocol}-{lr_part}{identity_hash(identity)}-seed{seed}"
-
-
-def run_path(results_root: str | Path, suite: str, preset: str, optimizer: str, name: str) -> Path:
-    return Path(results_root) / safe_name(suite) / safe_name(preset) / safe_name(optimizer) / name
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -111,11 +93,6 @@ def read_json(path: Path) -> dict | None:
 
 def read_summary(run_dir: Path) -> dict | None:
     return read_json(Path(run_dir) / "summary.json")
-
-
-def is_finished(run_dir: Path) -> bool:
-    summary = read_summary(run_dir)
-    return bool(summary) and summary.get("status") in FINISHED_STATUSES
 
 
 class MetricsLog:
@@ -176,14 +153,39 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run directory so two processes never work on one run."""
+    """Hold an exclusive lock on the run directory so two processes never work on one run.
+
+    The lock is an flock: the kernel releases it when its holder dies, so a dead holder's run is
+    taken over by the next process. The holder writes its host and pid into the file, for the
+    message another process gets."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
+    with open(run_dir / ".lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunLockedError(f"another process is running {run_dir}; wait for it or stop it") from None
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLockedError(f"{run_dir} is being run elsewhere ({holder}); "
+                                 "it is left to that process (run the command again once it has ended)") from None
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live process holds the run's lock right now."""
+    path = Path(run_dir) / ".lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

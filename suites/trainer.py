@@ -50,6 +50,12 @@ class TrainingState:
     steps_to_target: int | None = None
     time_to_target: float | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
+    # The logging interval in progress, so that a resumed run's first 'train' record averages the
+    # same steps an uninterrupted run's does (a checkpoint can fall inside an interval).
+    interval_steps: int = 0
+    interval_time: float = 0.0
+    interval_loss: float = 0.0
+    interval_data: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -73,8 +79,13 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _params_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+def all_finite(loss: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """One device bool: the loss and every parameter are finite (no host read: the caller reads it once).
+
+    The max-abs norm of each tensor is NaN or inf exactly when the tensor holds a NaN or inf,
+    and, unlike the 2-norm, it cannot overflow on large finite values."""
+    norms = torch._foreach_norm(parameters, float("inf")) if parameters else []
+    return torch.isfinite(torch.stack([loss.float(), *[n.float() for n in norms]])).all()
 
 
 class Trainer:
@@ -95,6 +106,7 @@ class Trainer:
                 f"global batch {task.global_batch_size} cannot be shared by {world_size} processes "
                 f"with {spec.gradients_per_step} gradient(s) per step"
             )
+        self.world_size = world_size
         self.log = self._open_log()
         self.state = TrainingState()
         self.show_progress = progress
@@ -141,37 +153,60 @@ class Trainer:
         return True
 
     # --- one step ----------------------------------------------------------------------------
-    def _accumulate(self, batch: Any) -> tuple[float, dict]:
-        """Forward/backward over micro-batches; the gradient is that of the batch-mean loss."""
+    # Accumulation is written once, here; a DeepSpeed trainer changes only the hooks below it
+    # (this process's share of the batch, the module called, backward, the optimizer step).
+    def _accumulate(self, batch: Any) -> torch.Tensor:
+        """Forward/backward over this process's micro-batches; the gradient is that of the batch-mean
+        loss over all processes. Returns the batch-mean loss (float64, on the device, summed over processes)."""
         total = self.task.count(batch)
         if total <= 0:
             raise ValueError("a training batch has no loss terms (count(batch) == 0)")
-        loss_value, metrics = 0.0, {}
-        for micro in micro_batches(batch, self.task.micro_batch_size):
+        pieces = micro_batches(self._local_share(batch), self.task.micro_batch_size)
+        per_process_total = total / self.world_size  # gradients are averaged over processes: this makes it a sum
+        loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        for index, micro in enumerate(pieces):
+            self._before_micro_batch(last=index == len(pieces) - 1)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                loss_sum, micro_metrics = self.task.loss(self.model, micro)
-            (loss_sum / total).backward()
-            loss_value += float(loss_sum.detach()) / total
-            metrics = micro_metrics
-        return loss_value, metrics
+                loss_sum, _ = self.task.loss(self._forward_module(), micro)
+            self._backward(loss_sum / per_process_total)
+            loss += loss_sum.detach().double() / total
+        return self._sum_over_processes(loss)
 
-    def train_step(self, batch: Any) -> float:
+    def _local_share(self, batch: Any) -> Any:
+        return batch
+
+    def _before_micro_batch(self, last: bool) -> None:
+        pass
+
+    def _forward_module(self) -> torch.nn.Module:
+        return self.model
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def _optimizer_step(self, closure=None) -> None:
+        self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+
+    def _sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def train_step(self, batch: Any) -> torch.Tensor:
+        """One optimizer step on one global batch; returns the loss as a device tensor (no host read)."""
         if self.spec.gradients_per_step == 2:
             halves = iter(split_batch(batch, 2))
             losses = []
 
             def closure():
                 self.optimizer.zero_grad(set_to_none=True)
-                loss, _ = self._accumulate(next(halves))
-                losses.append(loss)
-                return torch.tensor(loss)
+                losses.append(self._accumulate(next(halves)))
+                return losses[-1]
 
-            self.optimizer.step(closure)
+            self._optimizer_step(closure)
             loss = losses[0]
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            loss, _ = self._accumulate(batch)
-            self.optimizer.step()
+            loss = self._accumulate(batch)
+            self._optimizer_step()
         self.scheduler.step()
         return loss
 
@@ -213,8 +248,8 @@ class Trainer:
         if resumed:
             self.log.append({"kind": "resume", "step": state.step, "time": self.elapsed()})
         self.model.train()
+        parameters = list(self.model.parameters())
         batches = task.train_batches(state.step)
-        interval_time, interval_steps, interval_loss, interval_data = 0.0, 0, 0.0, 0.0
         try:
             while state.step < task.total_steps:
                 t0 = time.perf_counter()
@@ -222,28 +257,30 @@ class Trainer:
                 t_data = time.perf_counter() - t0
                 batch = to_device(batch, self.device)
                 lr = self.optimizer.param_groups[0]["lr"]
-                loss = self.train_step(batch)
+                loss_tensor = self.train_step(batch)
+                # The step's one host read: the loss and whether loss and parameters are finite.
+                # It also waits for the device, so the clock below times the whole step on a GPU.
+                loss, finite = torch.stack([loss_tensor, all_finite(loss_tensor, parameters).double()]).tolist()
                 step_time = time.perf_counter() - t0
                 state.step += 1
-                if not math.isfinite(loss):
-                    raise Diverged(state.step, "the training loss")
-                if not _params_finite(self.model):
-                    raise Diverged(state.step, "a parameter")
+                if not finite:
+                    raise Diverged(state.step, "the training loss" if not math.isfinite(loss) else "a parameter")
                 state.step_time_total += step_time
                 state.data_wait_total += t_data
-                interval_time += step_time
-                interval_steps += 1
-                interval_loss += loss
-                interval_data += t_data
+                state.interval_time += step_time
+                state.interval_steps += 1
+                state.interval_loss += loss
+                state.interval_data += t_data
                 progress.update(1, loss=loss, **{f"{task.examples_name}/s": task.global_batch_size / step_time})
                 if state.step % log_every == 0 or state.step == task.total_steps:
-                    state.interval_step_times.append(interval_time / interval_steps)
+                    steps = state.interval_steps
+                    state.interval_step_times.append(state.interval_time / steps)
                     self.log.append({
-                        "kind": "train", "step": state.step, "time": self.elapsed(), "loss": interval_loss / interval_steps,
-                        "lr": lr, "step_time": interval_time / interval_steps, "data_wait": interval_data / interval_steps,
+                        "kind": "train", "step": state.step, "time": self.elapsed(), "loss": state.interval_loss / steps,
+                        "lr": lr, "step_time": state.interval_time / steps, "data_wait": state.interval_data / steps,
                         "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None,
                     })
-                    interval_time, interval_steps, interval_loss, interval_data = 0.0, 0, 0.0, 0.0
+                    state.interval_steps, state.interval_time, state.interval_loss, state.interval_data = 0, 0.0, 0.0, 0.0
                 if state.step % task.eval_every == 0 or state.step == task.total_steps:
                     self.evaluate(state.step)
                 if state.step % checkpoint_every == 0 or state.step == task.total_steps:

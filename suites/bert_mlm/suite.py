@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from nightbench.optimizers import Schedule, get_spec
-from nightbench.suites.base import BuildContext, TrainingTask
+from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
 from .documents import LOCAL_CORPUS
 from .presets import PAPER_DEFAULTS, PRESETS, SMALL_DEFAULTS, TARGET_VALUES
 from .task import build_task
 
 
-class BertMLMSuite:
-    kind = "training"
+class BertMLMSuite(TrainingSuite):
     name = "bert_mlm"
+    title = "BERT masked-language-model pre-training"
     description = ("BERT masked-LM pretraining (Section 5.2): masked-token accuracy on held-out text; "
                    "paper = BERT-Base, seq 512, batch 256, 500k steps")
     presets = PRESETS

@@ -12,7 +12,7 @@ support       which optimizer x ZeRO stage x precision combinations are exact; r
 launch        joining the process group the launcher set up (or a group of one)
 zero_pieces   ZeRO 1/2: per-layer pieces of DeepSpeed's flat partitions for the client optimizer
 trainer       the engine's Trainer with DeepSpeed's backward, step and checkpoints
-runner        one run on every rank; rank 0 owns the run directory; failures of all ranks
+host          the engine's Host for a rank: rank 0 owns the run directory; failures of all ranks
 weights       the fp32 weights in a run's DeepSpeed checkpoint
 """
 

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import ConfigError
+from ..devices import resolve_device
 
 _LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Collectives wait this long for a slow peer (a long evaluation on rank 0, a checkpoint on a slow disk).
@@ -42,21 +43,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _device_for(local_rank: int, requested: str | None) -> torch.device:
-    if requested in (None, "", "auto"):
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but no CUDA device is available; use --device cpu")
-        if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"local rank {local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
-                              "launch at most that many processes per node")
-        return torch.device("cuda", local_rank)  # one GPU per process, whatever index was asked for
-    if requested != "cpu":
-        raise ConfigError(f"invalid --device {requested!r}: expected auto, cpu or cuda")
-    return torch.device("cpu")
-
-
 def join_process_group(requested_device: str | None) -> ProcessGroup:
     """Initialize torch.distributed through DeepSpeed (once per process) and describe this process."""
     if "RANK" not in os.environ:  # no launcher: a group of one
@@ -67,7 +53,7 @@ def join_process_group(requested_device: str | None) -> ProcessGroup:
         raise ConfigError(f"incomplete launcher environment: RANK is set but {', '.join(missing)} not; "
                           "start with `deepspeed` or `torchrun`, or with none of them set for one process")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _device_for(local_rank, requested_device)
+    device = resolve_device(requested_device, local_rank)
     if device.type == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # read by DeepSpeed on first use
     if not dist.is_initialized():
@@ -103,13 +89,13 @@ def broadcast_from_main(value: Any) -> Any:
     return box[0]
 
 
-def all_reduce_sum(value: float, device: torch.device) -> float:
-    """The sum of a float over all ranks (float64 on the communication device)."""
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over all ranks, on the communication device (no host read)."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item())
+    total = value.clone()
+    dist.all_reduce(total)
+    return total
 
 
 def barrier() -> None:

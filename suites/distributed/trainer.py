@@ -1,8 +1,8 @@
 """The training loop under DeepSpeed: the engine's Trainer with backward, step and checkpoints done
 through a DeepSpeed engine, on one rank's share of every global batch.
 
-The global batch is the suite's. Each of the W ranks takes its contiguous 1/W share, cut into
-micro-batches; a micro-batch's loss SUM is divided by (count of the whole global batch) / W, and
+The global batch is the suite's. Each of the W ranks takes its contiguous 1/W share and runs the
+Trainer's accumulation on it (micro-batch loss SUM / (count of the whole global batch / W));
 DeepSpeed averages gradients over the ranks, so the update is that of the global batch-mean loss,
 as in one process. The logged loss is summed over the ranks (the global batch's loss).
 Checkpoints go through DeepSpeed's API into <run>/deepspeed/<tag>/; only rank 0 writes metrics.
@@ -20,7 +20,7 @@ import torch
 
 from nightbench.optimizers import has_eval_swap
 
-from ..batching import micro_batches, split_batch
+from ..batching import split_batch
 from ..config import ConfigError
 from ..run_dir import atomic_write_json, atomic_write_text, read_json
 from ..trainer import Trainer, TrainingState, _rng_state, _set_rng_state, seed_everything
@@ -80,24 +80,24 @@ class DeepSpeedTrainer(Trainer):
     def _open_log(self):
         return super()._open_log() if self.group.is_main else NullLog()
 
-    # --- one step ----------------------------------------------------------------------------
-    def train_step(self, batch: Any) -> float:
-        total = self.task.count(batch)
-        if total <= 0:
-            raise ValueError("a training batch has no loss terms (count(batch) == 0)")
-        share = split_batch(batch, self.group.world_size)[self.group.rank]
-        pieces = micro_batches(share, self.task.micro_batch_size)
-        per_rank_total = total / self.group.world_size  # DeepSpeed averages over ranks; this makes it a sum
-        local_loss = 0.0
-        for index, micro in enumerate(pieces):
-            self.engine.set_gradient_accumulation_boundary(index == len(pieces) - 1)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                loss_sum, _ = self.task.loss(self.engine, micro)
-            self.engine.backward(loss_sum / per_rank_total, scale_wrt_gas=False)
-            local_loss += float(loss_sum.detach()) / total
-        self.engine.step()
-        self.scheduler.step()
-        return all_reduce_sum(local_loss, self.device)
+    # --- one step: the Trainer's accumulation, through the DeepSpeed engine ----------------------
+    def _local_share(self, batch: Any) -> Any:
+        return split_batch(batch, self.group.world_size)[self.group.rank]
+
+    def _before_micro_batch(self, last: bool) -> None:
+        self.engine.set_gradient_accumulation_boundary(last)
+
+    def _forward_module(self) -> torch.nn.Module:
+        return self.engine
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss, scale_wrt_gas=False)  # the loss is already scaled for accumulation
+
+    def _optimizer_step(self, closure=None) -> None:
+        self.engine.step()  # DeepSpeed steps without a closure: two-gradient optimizers are refused
+
+    def _sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(loss)
 
     # --- evaluation at the reported iterate ---------------------------------------------------
     @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..base import RunContext
+from ..base import ExperimentSuite, RunContext
 from ..run_dir import read_metrics
 from .measure import measure_in_process
 from .models import build_model_under_test
@@ -25,9 +25,11 @@ SUMMARY_FIELDS = ("params", "state_bytes", "state_bytes_per_param", "param_copie
                   "peak_step_increment_bytes", "train_step_time", "optimizer_step_time")
 
 
-class MemoryOverheadSuite:
-    kind = "experiment"
+class MemoryOverheadSuite(ExperimentSuite):
+    seed_independent = True  # measurements, not training: one seed is enough
+    report_sections = ("memory",)
     name = "memory_overhead"
+    title = "Memory and step time"
     description = ("Optimizer memory and speed on BERT-Base and ResNet-50: exact state bytes per parameter, "
                    "peak memory of one training step, step times")
     presets = PRESETS

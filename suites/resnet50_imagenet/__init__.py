@@ -9,41 +9,6 @@ model.py (timm ResNet), evaluation.py + batchnorm.py (metrics, BatchNorm recalib
 recipes.py (per-optimizer defaults and schedules), task.py (assembling a TrainingTask).
 """
 
-from __future__ import annotations
+from .suite import SUITE
 
-from typing import Any
-
-from nightbench.optimizers import Schedule
-from nightbench.suites.base import BuildContext, TrainingTask
-
-from .presets import PRESETS, TARGET_VALUES
-from .recipes import make_schedule, optimizer_defaults
-from .task import build_task
-
-
-class ResNetImageNetSuite:
-    """ResNet on ImageNet (paper) or on upsampled digits (small, ci): top-1 on the validation split."""
-
-    kind = "training"
-    name = "resnet50_imagenet"
-    description = ("timm ResNet-50 on ImageNet (folder layout or a `datasets` image dataset), global batch 1024, "
-                   "90 epochs; small/ci: scikit-learn's digits, upsampled. Metrics: top-1, top-5, loss.")
-    presets = PRESETS
-    target_metric = "top1"
-    higher_is_better = True
-    target_values = TARGET_VALUES
-
-    def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Default lr/momentum/weight decay (and the paper's recipe for normalized optimizers)."""
-        return optimizer_defaults(optimizer_name, config)
-
-    def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:
-        """SGD: warmup then step decay at the milestone epochs; others: warmup then (1 - t/T)^2."""
-        return make_schedule(optimizer_name, config, task)
-
-    def build(self, ctx: BuildContext) -> TrainingTask:
-        """Check the config and the data, then build the model and the deterministic batches."""
-        return build_task(ctx)
-
-
-SUITE = ResNetImageNetSuite()
+__all__ = ["SUITE"]

@@ -212,7 +212,7 @@ def test_cli_refuses_before_starting(tmp_path, capsys, args, message):
 
 def test_an_unfinished_deepspeed_run_is_not_resumed_without_deepspeed(toy_suite, tmp_path):
     request = RunRequest(suite="toy", optimizer="sgd", preset="ci", results_root=str(tmp_path), progress=False)
-    _, _, _, run_dir, _ = plan_run(request)
+    run_dir = plan_run(request).run_dir
     (run_dir / "deepspeed").mkdir(parents=True)
     with pytest.raises(ConfigError, match="resume it with --deepspeed"):
         execute_run(request)

@@ -82,10 +82,8 @@ def test_tuning_grid_window():
 @pytest.mark.parametrize("preset, expected", [("paper", None), ("small", leaderboard.LOCAL_TUNING_WINDOW),
                                               ("ci", leaderboard.LOCAL_TUNING_WINDOW)])
 def test_paper_preset_tunes_over_the_whole_grid(preset, expected):
-    args = type("Args", (), {"preset": preset, "tune_grid": None})()
-    assert leaderboard._tuning_window(args) == expected
-    args.tune_grid = "full"
-    assert leaderboard._tuning_window(args) is None
+    assert leaderboard.tuning_window(preset, None) == expected
+    assert leaderboard.tuning_window(preset, "full") is None
 
 
 def test_tune_grid_without_tune_is_refused(toy_board, tmp_path, capsys):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import nightbench.suites.small_batch_variance as sbv
+from nightbench.suites.small_batch_variance import suite as sbv
 from nightbench.optimizers import ParamGroupPolicy, create, names
 from nightbench.suites.engine import RunRequest, execute_run
 from nightbench.suites.run_dir import read_metrics

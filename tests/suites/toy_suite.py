@@ -8,14 +8,13 @@ import time
 import torch
 
 from nightbench.optimizers import Schedule
-from nightbench.suites.base import TrainingTask
+from nightbench.suites.base import TrainingSuite, TrainingTask
 
 PRESET = {"steps": 30, "eval_every": 10, "global_batch_size": 16, "micro_batch_size": 16, "dim": 5,
           "fail_at_step": -1}
 
 
-class ToySuite:
-    kind = "training"
+class ToySuite(TrainingSuite):
     name = "toy"
     description = "noisy linear regression (engine tests)"
     presets = {"paper": dict(PRESET, steps=200), "small": dict(PRESET), "ci": dict(PRESET)}
