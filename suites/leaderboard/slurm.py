@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from nightbench.optimizers.errors import InputError
 
+from ..base import TrainingSuite
 from ..layout import SUMMARY_FILE
 from ..plan import RunPlan, write_request
 from ..run_dir import atomic_write_json, read_summary
@@ -51,17 +52,6 @@ def slurm_executor_from_args(args, echo: Callable[[str], None] = lambda line: pr
     return SlurmExecutor(options_from_args(args), args.results, echo=echo)
 
 
-def _is_training_suite(suite) -> bool:
-    from .. import base
-
-    if getattr(suite, "kind", None) == "training":
-        return True
-    try:
-        return isinstance(suite, base.TrainingSuite)
-    except TypeError:  # a typing.Protocol: not a class to test against
-        return False
-
-
 class SlurmExecutor(Executor):
     name = "slurm"
 
@@ -84,11 +74,12 @@ class SlurmExecutor(Executor):
 
     # --- Executor ----------------------------------------------------------------------------
     def submit(self, plans: Sequence[RunPlan], stage: str) -> None:
-        groups: dict[bool, list[RunPlan]] = defaultdict(list)
+        # one array per kind of job: what SLURM allocates (processes, cores) is the same for all of its tasks
+        groups: dict[tuple[bool, int], list[RunPlan]] = defaultdict(list)
         for plan in plans:
-            groups[self._single_process(plan)].append(plan)
-        for single_process, group in groups.items():
-            self._submit_array(group, stage, single_process)
+            groups[(self._single_process(plan), int(plan.resolved.suite_config["threads"]))].append(plan)
+        for (single_process, threads), group in groups.items():
+            self._submit_array(group, stage, single_process, threads)
         self._queue = None
 
     def adopt(self, plans: Sequence[RunPlan]) -> None:
@@ -142,28 +133,28 @@ class SlurmExecutor(Executor):
     # --- submission --------------------------------------------------------------------------
     def _single_process(self, plan: RunPlan) -> bool:
         """Experiment suites run their own small units in one process: no DeepSpeed, one GPU at most."""
-        return self.options.world_size == 1 or not _is_training_suite(plan.suite)
+        return self.options.world_size == 1 or not isinstance(plan.suite, TrainingSuite)
 
-    def _submitit_executor(self, stage: str, single_process: bool):
+    def _submitit_executor(self, stage: str, single_process: bool, threads: int = 1):
         import submitit
 
         executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=self.options.max_requeues)
         try:
-            executor.update_parameters(job_name=f"nightbench-{stage}",
-                                       **submitit_parameters(self.options, single_process=single_process))
+            executor.update_parameters(job_name=f"nightbench-{stage}", **submitit_parameters(
+                self.options, single_process=single_process, threads=threads))
         except (ValueError, TypeError) as exc:
             raise SlurmOptionError(f"submitit refused the SLURM settings: {exc}") from None
         return executor
 
-    def _submit_array(self, plans: list[RunPlan], stage: str, single_process: bool) -> None:
+    def _submit_array(self, plans: list[RunPlan], stage: str, single_process: bool, threads: int) -> None:
         from submitit.core.utils import FailedJobError, FailedSubmissionError
 
-        executor = self._submitit_executor(stage, single_process)
+        executor = self._submitit_executor(stage, single_process, threads)
         distributed = None if single_process else DistributedSettings(self.options.zero_stage,
                                                                       self.options.deepspeed_config)
         request_files = [str(write_request(plan)) for plan in plans]
         try:
-            jobs = executor.map_array(RunJob(), request_files, [distributed] * len(plans))
+            jobs = executor.map_array(RunJob(), request_files, [threads] * len(plans), [distributed] * len(plans))
         except (FailedJobError, FailedSubmissionError, OSError) as exc:
             message = str(exc).strip() or type(exc).__name__
             for plan in plans:

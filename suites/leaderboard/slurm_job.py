@@ -28,40 +28,29 @@ class DistributedSettings:
     deepspeed_config: str | None = None
 
 
-def share_cores() -> int:
-    """Size torch's thread pool (and that of any worker process) to the cores SLURM gave this task."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if not cpus:
-        on_node = int(os.environ.get("SLURM_CPUS_ON_NODE", "1") or 1)
-        tasks = int((os.environ.get("SLURM_NTASKS_PER_NODE") or os.environ.get("SLURM_NTASKS") or "1").split("(")[0])
-        cpus = str(max(1, on_node // max(1, tasks)))
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = cpus
-    import torch
-
-    torch.set_num_threads(int(cpus))
-    return int(cpus)
-
-
 class RunJob(submitit.helpers.Checkpointable):
     """Execute one run's request file; requeued (and resumed from the run's checkpoint) when interrupted."""
 
-    def __call__(self, request_file: str, distributed: DistributedSettings | None = None) -> dict[str, Any]:
+    def __call__(self, request_file: str, threads: int = 1,
+                 distributed: DistributedSettings | None = None) -> dict[str, Any]:
         from ..engine import execute_run
         from ..plan import read_request
 
-        share_cores()
+        # the engine sets torch's threads from the run's config; other libraries (BLAS in numpy,
+        # a suite's worker processes) size their pools from these, as in a local run
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
         deepspeed = None
         if distributed is not None:
             from ..distributed import DeepSpeedOptions
 
-            # MASTER_PORT is drawn from the job id: every task of the job agrees on it, a requeued
-            # job may differ (its old port may still be closing)
+            # MASTER_ADDR is the job's first node; MASTER_PORT is drawn from the job id, so every task agrees
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
             deepspeed = DeepSpeedOptions(zero_stage=distributed.zero_stage, config_path=distributed.deepspeed_config)
         outcome = execute_run(read_request(request_file, progress=False, deepspeed=deepspeed))
         return {"status": outcome.status, "run_dir": str(outcome.run_dir), "skipped": outcome.skipped}
 
-    def checkpoint(self, request_file: str, distributed: DistributedSettings | None = None) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(self, request_file: str, threads: int = 1,
+                   distributed: DistributedSettings | None = None) -> submitit.helpers.DelayedSubmission:
         """What the requeued job runs: the same request; the engine resumes from the run's last checkpoint."""
         print(f"nightbench: job interrupted (time limit or preemption); requeued to resume {request_file}", flush=True)
-        return submitit.helpers.DelayedSubmission(self, request_file, distributed)
+        return submitit.helpers.DelayedSubmission(self, request_file, threads, distributed)

@@ -106,7 +106,8 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nodes-per-run", metavar="M", type=int, default=None,
                    help="nodes per run (default 1); M > 1 spreads a run over M nodes under DeepSpeed")
     g.add_argument("--cpus-per-run", metavar="C", type=int, default=None,
-                   help="CPU cores per node of a run, shared by its processes (default: the cluster's, usually 1)")
+                   help="CPU cores per node of a run, shared by its processes (default: the runs' "
+                        "'threads' setting per process)")
     g.add_argument("--mem-per-run", metavar="MEM", default=None,
                    help="memory per node of a run, as sbatch --mem reads it (e.g. 64G; default: the cluster's)")
     g.add_argument("--slurm-account", metavar="NAME", default=None)
@@ -216,10 +217,11 @@ def check_options(options: SlurmOptions) -> SlurmOptions:
     return options
 
 
-def submitit_parameters(options: SlurmOptions, *, single_process: bool = False) -> dict[str, Any]:
+def submitit_parameters(options: SlurmOptions, *, single_process: bool = False, threads: int = 1) -> dict[str, Any]:
     """The parameters of `submitit.SlurmExecutor.update_parameters` for one job array.
 
-    single_process: the runs cannot use several processes (experiment suites): one task, one GPU at most."""
+    single_process: the runs cannot use several processes (experiment suites): one task, one GPU at most.
+    threads: the runs' torch threads (their `threads` setting): the cores of a task without --cpus-per-run."""
     from submitit.slurm.slurm import _get_default_parameters  # the names submitit accepts
 
     tasks = 1 if single_process else options.tasks_per_node
@@ -236,6 +238,8 @@ def submitit_parameters(options: SlurmOptions, *, single_process: bool = False) 
         params["gpus_per_node"] = gpus
     if options.cpus_per_run is not None:
         params["cpus_per_task"] = max(1, options.cpus_per_run // tasks)
+    elif threads > 1:
+        params["cpus_per_task"] = threads
     if options.mem_per_run is not None:
         params["mem"] = str(options.mem_per_run).upper()
     for name in ("partition", "account", "qos"):
