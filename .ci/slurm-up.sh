@@ -9,12 +9,15 @@
 # forgotten. Settings chosen for tests (slurm.conf below):
 #   KillWait=5           a job that does not stop on SIGTERM (submitit ignores it) is killed 5 s
 #                        later, not 30: scancel and time limits take effect quickly
-#   AuthInfo=cred_expire=10
-#                        a requeued job (time limit, preemption) may start again after 10 s instead of 120
+#   AuthInfo=cred_expire=5
+#                        a requeued job (time limit, preemption) may start again after 5 s instead of 120
 #   SchedulerParameters=sched_interval=2,bf_interval=2
 #                        pending jobs (a requeued one, an array's next task) are looked at every 2 s
 #   MinJobAge=30         ended jobs leave the controller's memory after 30 s
 #   DefMemPerCPU         a job without --mem takes its share of memory, so jobs run side by side
+#   CPUs (at least 4) with SlurmdParameters=config_overrides
+#                        a small machine offers 4 job slots, not fewer: the tests' toy jobs mostly sleep
+#                        (to outlast a time limit, to be killed midway), so more of them overlap
 set -euo pipefail
 
 STATE=${NIGHTBENCH_SLURM_STATE:-/tmp/nightbench-slurm}
@@ -36,7 +39,7 @@ if ! command -v slurmctld >/dev/null 2>&1 || ! command -v slurmd >/dev/null 2>&1
 fi
 
 HOST=$(hostname -s)
-CPUS=$(nproc)
+CPUS=$(( $(nproc) > 4 ? $(nproc) : 4 ))
 # RealMemory a little under the machine's (slurmd refuses a node that claims more than it has)
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.85)}' /proc/meminfo)
 MEM_PER_CPU=$((MEM_MB / CPUS))
@@ -47,7 +50,7 @@ ClusterName=nightbench-ci
 SlurmctldHost=$HOST
 SlurmUser=root
 AuthType=auth/munge
-AuthInfo=cred_expire=10
+AuthInfo=cred_expire=5
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -63,6 +66,7 @@ StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
+SlurmdParameters=config_overrides
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
