@@ -16,6 +16,7 @@
 #   MinJobAge=30         ended jobs leave the controller's memory after 30 s
 #   DefMemPerCPU         a job without --mem takes its share of memory, so jobs run side by side
 #   CPUs (at least 4) with SlurmdParameters=config_overrides
+GresTypes=gpu
 #                        a small machine offers 4 job slots, not fewer: the tests' toy jobs mostly sleep
 #                        (to outlast a time limit, to be killed midway), so more of them overlap
 set -euo pipefail
@@ -67,11 +68,13 @@ SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmdParameters=config_overrides
+GresTypes=gpu
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
+printf "NodeName=$HOST Name=gpu File=/dev/null\nNodeName=$HOST Name=gpu File=/dev/zero\n" >/etc/slurm/gres.conf
 
 # munged: the package created its key; it runs as the munge user and writes its own pidfile
 chown munge:munge /run/munge

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .layout import CONFIG_FILE, METRICS_FILE, REQUEST_SUFFIX, RUN_DEPTH, SUMMARY_FILE
-from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, read_job, squeue_available, squeue_states,
-                                      summary_is_current)
+from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
+                                      squeue_states, summary_is_current)
 from .run_dir import read_json
 
 STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "pending", "unknown")
@@ -66,18 +66,11 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
     status = RunStatus(run_dir, suite, stage, "pending")
     if record is not None:
         status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
-    current = summary.get("status") and (record is None or summary_is_current(run_dir, record))
-    if record is not None and queue is not None and record["job_id"] in queue:
-        status.state = queue[record["job_id"]]
-    elif current:
-        status.state, status.error = summary["status"], summary.get("error")
-    elif record is not None:
-        error = job_error(record)
-        if error is not None:
-            status.state, status.error = "failed", error.strip().splitlines()[-1]
-        else:
-            status.state = "interrupted" if queue is not None else "unknown"
-    elif summary.get("status"):
+        status.state = job_state(run_dir, record, queue)
+        if status.state == "failed":
+            error = summary.get("error") if summary_is_current(run_dir, record) else job_error(record)
+            status.error = error.strip().splitlines()[-1] if error else None
+    elif summary.get("status"):  # a run of another executor
         status.state, status.error = summary["status"], summary.get("error")
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
         status.state = "interrupted"  # started, never finished: the same command resumes it

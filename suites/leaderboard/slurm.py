@@ -32,7 +32,7 @@ from ..run_dir import atomic_write_json, read_summary
 from .executor import INTERRUPTED, PENDING, Executor
 from .slurm_job import DistributedSettings, RunJob
 from .slurm_options import SlurmOptionError, SlurmOptions, add_slurm_arguments, options_from_args, submitit_parameters
-from .slurm_queue import SLURM_DIR, job_error, read_job, record_job, squeue_states, summary_is_current
+from .slurm_queue import SLURM_DIR, job_error, job_state, read_job, record_job, squeue_states, summary_is_current
 
 __all__ = ["SlurmExecutor", "SlurmUnavailableError", "add_slurm_arguments", "slurm_executor_from_args"]
 
@@ -41,6 +41,7 @@ QUEUE_CACHE_S = 2.0  # one squeue answers every status() of a stage's planning r
 # A job gone from squeue whose run left no summary yet is looked at again after this long (a
 # shared filesystem may show the job's last writes late) before its run is called interrupted.
 VANISHED_GRACE_S = 5.0
+MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001 tasks (indices 0..1000)
 
 
 class SlurmUnavailableError(InputError):
@@ -67,6 +68,7 @@ class SlurmExecutor(Executor):
         self.folder = Path(results_root).resolve() / SLURM_DIR
         self.echo = echo
         self._waiting: dict[Path, RunPlan] = {}
+        self._refused: list[RunPlan] = []  # sbatch refused them: reported as failed by wait()
         self._vanished: dict[Path, float] = {}
         self._queue: tuple[float, dict[str, str]] | None = None
         for single_process in (False, True):  # bad passed-through options fail now, before any submission
@@ -79,7 +81,8 @@ class SlurmExecutor(Executor):
         for plan in plans:
             groups[(self._single_process(plan), int(plan.resolved.suite_config["threads"]))].append(plan)
         for (single_process, threads), group in groups.items():
-            self._submit_array(group, stage, single_process, threads)
+            for start in range(0, len(group), MAX_ARRAY_SIZE):
+                self._submit_array(group[start:start + MAX_ARRAY_SIZE], stage, single_process, threads)
         self._queue = None
 
     def adopt(self, plans: Sequence[RunPlan]) -> None:
@@ -92,19 +95,12 @@ class SlurmExecutor(Executor):
     def status(self, plan: RunPlan) -> str:
         record = read_job(plan.run_dir)
         if record is not None:
-            state = self._queue_states().get(record["job_id"])
-            if state is not None:
-                return state
-        summary = read_summary(plan.run_dir)
-        if summary and summary.get("status") and (record is None or summary_is_current(plan.run_dir, record)):
-            return summary["status"]
-        if record is not None:
-            return INTERRUPTED  # its job left the queue without a summary: resumable
-        if summary and summary.get("status"):
-            return summary["status"]
-        return PENDING
+            return job_state(plan.run_dir, record, self._queue_states())
+        return (read_summary(plan.run_dir) or {}).get("status") or PENDING
 
     def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+        while self._refused:
+            on_end(self._refused.pop(0), "failed")
         while self._waiting:
             states = self._queue_states(fresh=True)
             now = time.monotonic()
@@ -129,6 +125,7 @@ class SlurmExecutor(Executor):
             self.echo(f"{len(self._waiting)} SLURM job(s) keep running; run the same command again to re-attach "
                       "(`nightbench status RESULTS` shows them)")
         self._waiting.clear()
+        self._refused.clear()
 
     # --- submission --------------------------------------------------------------------------
     def _single_process(self, plan: RunPlan) -> bool:
@@ -159,6 +156,7 @@ class SlurmExecutor(Executor):
             message = str(exc).strip() or type(exc).__name__
             for plan in plans:
                 _record_refusal(plan, message)
+            self._refused += plans
             self.echo(f"[{stage}] sbatch refused {len(plans)} run(s): {message}; recorded as failed")
             return
         for plan, job in zip(plans, jobs):

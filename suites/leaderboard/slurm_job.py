@@ -35,6 +35,7 @@ class RunJob(submitit.helpers.Checkpointable):
                  distributed: DistributedSettings | None = None) -> dict[str, Any]:
         from ..engine import execute_run
         from ..plan import read_request
+        from ..run_dir import RunLockedError
 
         # the engine sets torch's threads from the run's config; other libraries (BLAS in numpy,
         # a suite's worker processes) size their pools from these, as in a local run
@@ -46,7 +47,11 @@ class RunJob(submitit.helpers.Checkpointable):
             # MASTER_ADDR is the job's first node; MASTER_PORT is drawn from the job id, so every task agrees
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
             deepspeed = DeepSpeedOptions(zero_stage=distributed.zero_stage, config_path=distributed.deepspeed_config)
-        outcome = execute_run(read_request(request_file, progress=False, deepspeed=deepspeed))
+        try:
+            outcome = execute_run(read_request(request_file, progress=False, deepspeed=deepspeed))
+        except RunLockedError as exc:  # another job (or process) works on the run: not this job's failure
+            print(f"nightbench: {exc}; this job leaves the run to it", flush=True)
+            return {"status": "running elsewhere", "run_dir": None, "skipped": True}
         return {"status": outcome.status, "run_dir": str(outcome.run_dir), "skipped": outcome.skipped}
 
     def checkpoint(self, request_file: str, threads: int = 1,

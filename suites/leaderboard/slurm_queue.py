@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..layout import SUMMARY_FILE
-from ..run_dir import atomic_write_json, read_json
+from ..run_dir import atomic_write_json, read_json, read_summary
 
 JOB_FILE = "job.json"
 SLURM_DIR = "_slurm"  # <results>/_slurm/: submitit's job files and the jobs' logs
@@ -123,3 +123,16 @@ def job_error(record: dict) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file: say so instead of crashing the board
         return f"unreadable submitit result file {result}: {exc}"
     return str(value) if outcome == "error" else None
+
+
+def job_state(run_dir: Path, record: dict, queue: dict[str, str] | None) -> str:
+    """A submitted run's state: queued / running (squeue), else what its job left: the summary's status,
+    'failed' (the job raised), or 'interrupted' (it left nothing: resumable). 'unknown' without squeue."""
+    if queue is not None and record["job_id"] in queue:
+        return queue[record["job_id"]]
+    summary = read_summary(run_dir)
+    if summary and summary.get("status") and summary_is_current(run_dir, record):
+        return summary["status"]
+    if job_error(record) is not None:
+        return "failed"
+    return "interrupted" if queue is not None else "unknown"

@@ -262,3 +262,41 @@ def test_no_sbatch_on_path_is_bad_input_and_writes_nothing(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "sbatch" in result.stderr and "--executor local" in result.stderr
     assert not results.exists()
+
+
+# beyond the six: the multi-process path and sbatch's refusals --------------------------------
+def test_a_two_gpu_run_is_one_job_of_two_deepspeed_ranks(slurm_cluster, tmp_path, fast_polling, cancel_jobs_after):
+    """--gpus-per-run 2: one job, two tasks; each takes its rank from SLURM and joins DeepSpeed.
+
+    The test cluster's node offers two stand-in GPUs (.ci/slurm-up.sh); --device cpu trains on CPU (gloo)."""
+    if "gpu:" not in subprocess.run(["sinfo", "--noheader", "--format=%G"], capture_output=True, text=True).stdout:
+        pytest.skip("the SLURM node offers no GPUs (gres); .ci/slurm-up.sh configures two stand-ins")
+    results = tmp_path / "slurm"
+    cancel_jobs_after(results)
+    settings = ["--optimizers", "sgd", "--seeds", "1"]
+    out = ok(nightbench(*toy_board(results, fast_polling, *settings, "--gpus-per-run", "2", "--device", "cpu")))
+    assert "(2 processes each" in out
+    ok(nightbench("leaderboard", "--suites", "toy", "--suite-file", TOY_SUITE, "--preset", "ci", "--no-report",
+                  "--results", str(tmp_path / "local"), *settings))
+    (run_dir, jobs), = recorded_jobs(results).items()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["world_size"] == 2 and config["distributed"]["world_size"] == 2
+    script = (Path(read_job(run_dir)["submitit_folder"]) / f"{jobs[0]}_submission.sh").read_text()
+    assert "--ntasks-per-node=2" in script and "--gpus-per-node=2" in script
+    (key, summary), = summaries(results).items()
+    reference = summaries(tmp_path / "local")[key]  # the same run: world size is not part of its identity
+    assert summary["status"] == "completed"
+    for name, value in reference["final_metrics"].items():  # sums over 2 ranks, taken in another order
+        assert summary["final_metrics"][name] == pytest.approx(value, rel=1e-5, abs=2e-5)
+
+
+def test_a_job_sbatch_refuses_is_recorded_as_failed_and_the_board_goes_on(slurm_cluster, tmp_path, fast_polling):
+    results = tmp_path / "results"
+    result = nightbench(*toy_board(results, fast_polling, "--optimizers", "sgd", "adam", "--seeds", "1",
+                                   "--slurm-partition", "no_such_partition"))
+    assert result.returncode == 1, result.stdout + result.stderr  # runs failed; not a crash, not bad input
+    assert "sbatch refused 2 run(s)" in result.stdout
+    failed = [json.loads(p.read_text()) for p in results.glob("toy/ci/*/*/summary.json")]
+    assert len(failed) == 2 and all(s["status"] == "failed" for s in failed)
+    assert all("invalid partition" in s["error"].lower() for s in failed)
+    assert not recorded_jobs(results)  # no job was ever queued
