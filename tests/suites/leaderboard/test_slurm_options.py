@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,14 @@ def test_squeue_lines_become_states():
 def test_job_ids_are_shown_compactly():
     assert compress_job_ids(["31_2", "31_0", "31_1", "31_5", "40", "31_7", "31_8"]) == "31_[0-2,5,7-8] 40"
     assert compress_job_ids([]) == ""
+
+
+def test_the_readme_config_example_is_accepted(tmp_path):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    example = readme.split("## On a SLURM cluster", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    config = tmp_path / "cluster.toml"
+    config.write_text(example)
+    options = options_from_args(parse("--executor-config", str(config)))
+    assert options.gpus_per_run == 8 and options.world_size == 8 and options.options["constraint"] == "a100"
+    flags = sbatch_flags(tmp_path, options)
+    assert flags["partition"] == "gpu" and flags["gpus-per-node"] == "8"
