@@ -1,8 +1,11 @@
 """The paper's claims side by side with what this run measured, each with a verdict.
 
-A verdict is 'supports', 'does not support' or 'cannot tell'. Comparisons of means need a 95%
-interval on both sides (two or more seeds) that do not overlap; anything less is 'cannot tell',
-and every verdict is stated at the scale of the preset that produced it.
+A verdict is 'supports', 'does not support' or 'cannot tell'. A comparison of two optimizers rests
+on the 95% interval of the difference in their means over seeds (differences.py): clear of zero on
+the better side supports the claim, on the worse side it does not, across zero it cannot tell.
+Every comparison also says the smallest difference this run could detect at 80% power and how many
+seeds per optimizer would detect the difference it observed; every verdict is stated at the scale
+of the preset that produced it.
 """
 
 from __future__ import annotations
@@ -11,12 +14,38 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nightbench.suites.small_batch_variance import findings
+
 from . import fmt
-from .stats import Interval, floor_samples, floor_summary, memory_summary, reported_records, reported_runs, t_interval
+from .bounds import NON_NEGATIVE, metric_range
+from .differences import BETTER, TOO_FEW, UNCLEAR, WORSE, Difference, compare_seeds
+from .stats import Interval, floor_samples, floor_summary, memory_summary, reported_records, reported_runs
 
 SUPPORTS, REFUTES, UNKNOWN = "supports", "does not support", "cannot tell"
 PRESET_PREFERENCE = ("paper", "small", "ci")  # the largest scale present decides a claim
-RESCUERS = ("nsgd_momentum", "nigt")
+# The suites the claims read, in the order the claims come (the report has a section for each).
+CLAIM_SUITES = {"bert_mlm": "NIGT vs Adam on BERT pre-training",
+                "resnet50_imagenet": "NIGT vs SGD on ResNet-50 / ImageNet",
+                "memory_overhead": "Memory: NIGT keeps one slot, Adam two",
+                "small_batch_variance": "Momentum rescues normalized SGD at small batch"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison behind a verdict: `ours` against `theirs` on `what` (a metric, a floor)."""
+
+    ours: str
+    theirs: str
+    what: str
+    difference: Difference
+
+    @property
+    def sides(self) -> str:
+        return f"{self.ours} − {self.theirs}"
+
+    @property
+    def reason(self) -> str:
+        return difference_reason(self.difference, self.ours, self.theirs)
 
 
 @dataclass(frozen=True)
@@ -30,6 +59,7 @@ class Claim:
     verdict: str  # SUPPORTS | REFUTES | UNKNOWN
     reason: str
     scale: str  # "at this run's scale (preset X)"
+    comparisons: tuple[Comparison, ...] = ()
 
 
 def _scale(preset: str | None) -> str:
@@ -51,17 +81,23 @@ def _suite_runs_at_preset(runs: pd.DataFrame, suite: str) -> tuple[str | None, p
 
 
 def _described(name: str, interval: Interval) -> str:
-    return f"{name} {fmt.mean_ci(interval.mean, interval.low, interval.high, interval.n)} ({interval.n} seed(s))"
+    shown = fmt.mean_ci(interval.mean, interval.low, interval.high, interval.n)
+    if interval.n < 2:
+        return f"{name} {shown}"
+    return f"{name} {shown} ({interval.n} seeds, {interval.method})"
 
 
-def compare(ours: Interval, theirs: Interval, higher_is_better: bool = True) -> str:
-    """'better', 'worse', 'overlap' or 'no interval' for `ours` against `theirs`."""
-    if not (ours.has_interval and theirs.has_interval):
-        return "no interval"
-    if ours.overlaps(theirs):
-        return "overlap"
-    above = ours.low > theirs.high
-    return "better" if above == higher_is_better else "worse"
+def difference_reason(diff: Difference, ours: str, theirs: str) -> str:
+    """The verdict's reason for one comparison: the difference, its interval, and the seeds it needs."""
+    head = f"the difference {ours} − {theirs} is {diff.interval_text()}"
+    outcome = diff.outcome
+    if outcome == TOO_FEW:
+        return f"fewer than two completed seeds on a side, so no interval: {head}; {diff.seeds_text()}"
+    if outcome == BETTER:
+        return f"{head}, clear of zero on the better side"
+    if outcome == WORSE:
+        return f"{head}, clear of zero on the worse side"
+    return f"{head}, which overlaps zero; {diff.seeds_text()}"
 
 
 def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, ours: str, baseline: str,
@@ -79,34 +115,29 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), "final metric")
     higher = bool(chosen["higher_is_better"].iloc[0])
     ours_runs, base_runs = chosen[chosen["optimizer"] == ours], chosen[chosen["optimizer"] == baseline]
-    ours_iv = t_interval(ours_runs[ours_runs["status"] == "completed"]["final_value"])
-    base_iv = t_interval(base_runs[base_runs["status"] == "completed"]["final_value"])
+    diff = compare_seeds(ours_runs[ours_runs["status"] == "completed"]["final_value"],
+                         base_runs[base_runs["status"] == "completed"]["final_value"], higher, metric_range(metric))
     tag = {}  # name the protocol when tuned ('final') runs are compared
     for name, frame in ((ours, ours_runs), (baseline, base_runs)):
         protocols = sorted(set(frame["protocol"]))
         tag[name] = name if protocols == ["default"] else f"{name} ({', '.join(protocols)})"
-    measured = f"{metric}: {_described(tag[ours], ours_iv)} vs {_described(tag[baseline], base_iv)}"
-    if ours_iv.n == 0 and base_iv.n > 0:
+    measured = f"{metric}: {_described(tag[ours], diff.ours)} vs {_described(tag[baseline], diff.theirs)}"
+    comparisons = (Comparison(ours, baseline, f"final {metric}", diff),)
+    if diff.ours.n == 0 and diff.theirs.n > 0:
         bad = ", ".join(sorted(set(ours_runs["status"])))
         return Claim(key, title, paper, measured, REFUTES, f"{ours} finished no run ({bad}) where {baseline} did",
                      _scale(preset))
-    if ours_iv.n == 0 or base_iv.n == 0:
+    if diff.ours.n == 0 or diff.theirs.n == 0:
         return Claim(key, title, paper, measured, UNKNOWN, "no completed runs to compare", _scale(preset))
-    outcome = compare(ours_iv, base_iv, higher)
-    direction = "higher" if higher else "lower"
-    verdict, reason = {
-        "better": (SUPPORTS, f"{ours}'s 95% interval lies entirely on the better ({direction}) side of {baseline}'s"),
-        "worse": (REFUTES, f"{ours}'s 95% interval lies entirely on the worse side of {baseline}'s"),
-        "overlap": (UNKNOWN, "the 95% intervals overlap: the seeds do not separate the two"),
-        "no interval": (UNKNOWN, "fewer than two completed seeds on a side: no confidence interval"),
-    }[outcome]
-    return Claim(key, title, paper, measured, verdict, reason, _scale(preset))
+    verdict = {BETTER: SUPPORTS, WORSE: REFUTES}.get(diff.outcome, UNKNOWN)
+    return Claim(key, title, paper, measured, verdict, difference_reason(diff, ours, baseline), _scale(preset),
+                 comparisons)
 
 
 def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     """NIGT's state is one parameter-sized slot (momentum only), Adam's two."""
-    title, paper = "Memory: NIGT keeps one slot, Adam two", \
-        "NIGT stores only its momentum (one parameter-sized slot); Adam stores two moments."
+    title = CLAIM_SUITES["memory_overhead"]
+    paper = "NIGT stores only its momentum (one parameter-sized slot); Adam stores two moments."
     preset, suite_runs = _suite_runs_at_preset(runs, "memory_overhead")
     summary = memory_summary(reported_records(memory, suite_runs))
     if summary.empty or not {"nigt", "adam"} <= set(summary["optimizer"]):
@@ -139,38 +170,59 @@ def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:
                  "nigt is leaner than adam but the counts are not one and two slots", _scale(preset))
 
 
-def _rescue_on_problem(sbv: pd.DataFrame, problem: str) -> tuple[str, str] | None:
-    """(verdict, description) on one problem, or None when nsgd has no floor there."""
+def _rescue_on_problem(sbv: pd.DataFrame, problem: str, rescuers: tuple[str, ...]
+                       ) -> tuple[str, list[Comparison]] | None:
+    """(what was measured, each rescuer's comparison against nsgd) on one problem, or None when nsgd
+    has no floor there. Compared at nsgd's smallest batch, each optimizer at its best lr."""
     summary = floor_summary(sbv)
     here = summary[summary["problem"] == problem]
     nsgd = here[here["optimizer"] == "nsgd"]
     if nsgd.empty:
         return None
     batch = int(nsgd["batch_size"].min())
-    base = t_interval(floor_samples(sbv, problem, "nsgd", batch))
-    parts = [f"{problem}, batch {batch}: {_described('nsgd', base)}"]
-    outcomes = []
-    for rescuer in RESCUERS:
+    base = floor_samples(sbv, problem, "nsgd", batch)
+    parts, comparisons = [], []
+    for rescuer in rescuers:
         samples = floor_samples(sbv, problem, rescuer, batch)
         if not samples:
             continue
-        interval = t_interval(samples)
-        parts.append(_described(rescuer, interval))
-        outcomes.append(compare(interval, base, higher_is_better=False))
-    if not outcomes:
-        return UNKNOWN, parts[0] + "; no nsgd_momentum/nigt floor at that batch size"
-    if all(o == "better" for o in outcomes):
-        verdict = SUPPORTS
-    elif any(o == "worse" for o in outcomes):
-        verdict = REFUTES
-    else:
-        verdict = UNKNOWN
-    return verdict, ", ".join(parts)
+        diff = compare_seeds(samples, base, higher_is_better=False, bounds=NON_NEGATIVE)
+        if not parts:
+            parts.append(f"{problem}, batch {batch}: {_described('nsgd', diff.theirs)}")
+        parts.append(_described(rescuer, diff.ours))
+        comparisons.append(Comparison(rescuer, "nsgd", f"floor on {problem} at batch {batch}", diff))
+    if not comparisons:
+        return f"{problem}, batch {batch}: nsgd only; no nsgd_momentum/nigt floor at that batch size", []
+    return ", ".join(parts), comparisons
+
+
+def _listed(comparisons) -> str:
+    return " (" + "; ".join(f"{c.sides}, {c.what}: {c.difference.interval_text()}" for c in comparisons) + ")" \
+        if comparisons else ""
+
+
+def _undecided_rescue(comparisons: tuple[Comparison, ...]) -> str:
+    """Why the rescue comparisons do not decide: too few unit seeds, or intervals across zero."""
+    if len(comparisons) == 1:
+        return comparisons[0].reason
+    too_few = [c for c in comparisons if c.difference.outcome == TOO_FEW]
+    overlapping = [c for c in comparisons if c.difference.outcome == UNCLEAR]
+    parts = []
+    if too_few:
+        parts.append("fewer than two unit seeds on a side, so no interval" + _listed(too_few))
+    if overlapping:
+        needed = [c.difference.seeds_needed for c in overlapping if c.difference.seeds_needed is not None]
+        part = "the interval of the difference overlaps zero" + _listed(overlapping)
+        if needed:
+            part += f"; about {max(needed):,} seeds per optimizer would separate the smallest of these differences"
+        parts.append(part)
+    return "; ".join(parts) or "no momentum variant was measured at nsgd's smallest batch"
 
 
 def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     """At batch 1, momentum (nsgd_momentum, nigt) shrinks the gradient-norm floor that nsgd stalls at."""
-    title = "Momentum rescues normalized SGD at small batch"
+
+    title = CLAIM_SUITES["small_batch_variance"]
     paper = ("Normalized SGD without momentum needs large batches: at batch 1 it stalls at a gradient-norm "
              "floor; with momentum (NSGD-momentum, NIGT) it keeps converging (Sections 2-4).")
     preset, suite_runs = _suite_runs_at_preset(runs, "small_batch_variance")
@@ -181,28 +233,36 @@ def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
                      _scale(preset))
     results = {}
     for problem in sorted(records["problem"].dropna().astype(str).unique()):
-        outcome = _rescue_on_problem(records, problem)
+        outcome = _rescue_on_problem(records, problem, findings.RESCUERS)
         if outcome is not None:
             results[problem] = outcome
     if not results:
         return Claim("momentum_rescue", title, paper, "no nsgd floors recorded", UNKNOWN,
                      "this run needs nsgd in the small_batch_variance suite", _scale(preset))
-    skewed = [p for p in results if "skew" in p.lower()]  # the paper's own example decides when present
-    deciding_problems = skewed or list(results)
-    deciding = [results[p][0] for p in deciding_problems]
-    measured = " | ".join(results[p][1] for p in deciding_problems)
-    others = [f"{p}: {results[p][0]}" for p in results if p not in deciding_problems]
+    as_findings = {BETTER: findings.LOWER, WORSE: findings.HIGHER}  # a lower floor is the better one
+    holds, deciding = findings.momentum_rescue(
+        {p: [as_findings.get(c.difference.outcome, c.difference.outcome) for c in comparisons]
+         for p, (_, comparisons) in results.items()})
+    measured = " | ".join(results[p][0] for p in deciding)
+    others = [p for p in results if p not in deciding]
     if others:
-        measured += " | other problems: " + "; ".join(others)
-    if all(v == SUPPORTS for v in deciding):
-        verdict, reason = SUPPORTS, "every momentum variant's 95% interval lies below nsgd's floor"
-    elif any(v == REFUTES for v in deciding):
-        verdict, reason = REFUTES, "a momentum variant's floor lies above nsgd's"
+        measured += " | other problems: " + "; ".join(results[p][0] for p in others)
+    comparisons = tuple(c for p in deciding for c in results[p][1])
+    if holds is True:
+        verdict = SUPPORTS
+        reason = ("every momentum variant's floor lies below nsgd's, each difference's interval clear of zero"
+                  + _listed(comparisons))
+    elif holds is False:
+        verdict = REFUTES
+        reason = "a momentum variant's floor lies above nsgd's" + _listed(
+            [c for c in comparisons if c.difference.outcome == WORSE])
     else:
-        verdict, reason = UNKNOWN, "intervals overlap or too few unit seeds for an interval"
+        verdict, reason = UNKNOWN, _undecided_rescue(comparisons)
+    skewed = [p for p in deciding if findings.is_skewed_example(p)]
     if skewed:
-        reason += f" (decided on {', '.join(skewed)}, the paper's skewed-noise example)"
-    return Claim("momentum_rescue", title, paper, measured, verdict, reason, _scale(preset))
+        examples = "example" if len(skewed) == 1 else "examples"
+        reason += f" (decided on {', '.join(skewed)}, the paper's skewed-noise {examples})"
+    return Claim("momentum_rescue", title, paper, measured, verdict, reason, _scale(preset), comparisons)
 
 
 def paper_claims(runs: pd.DataFrame, sbv: pd.DataFrame, memory: pd.DataFrame) -> list[Claim]:
@@ -210,9 +270,9 @@ def paper_claims(runs: pd.DataFrame, sbv: pd.DataFrame, memory: pd.DataFrame) ->
     if runs.empty:
         runs = pd.DataFrame(columns=["suite", "preset", "optimizer", "protocol", "run_id"])
     return [
-        final_metric_claim(runs, "bert", "NIGT vs Adam on BERT pre-training", "bert_mlm", "nigt", "adam",
+        final_metric_claim(runs, "bert", CLAIM_SUITES["bert_mlm"], "bert_mlm", "nigt", "adam",
                            "BERT-Base MLM accuracy at 500k steps: NIGT 70.91% vs Adam 70.76%."),
-        final_metric_claim(runs, "resnet", "NIGT vs SGD on ResNet-50 / ImageNet", "resnet50_imagenet", "nigt",
+        final_metric_claim(runs, "resnet", CLAIM_SUITES["resnet50_imagenet"], "resnet50_imagenet", "nigt",
                            "sgd", "Top-1 accuracy at 90 epochs: NIGT 76.37% vs SGD-momentum 76.2%."),
         memory_claim(memory, runs),
         momentum_rescue_claim(sbv, runs),

@@ -21,7 +21,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from .palette import is_paper_optimizer, plot_label
-from .profiles import performance_ratios, profile_curve, target_costs, tau_grid
+from .profiles import R_MAX, performance_ratios, profile_curve, target_costs, tau_grid
 from .stats import floor_summary, memory_summary, reported_records, reported_runs
 
 MAX_POINTS_PER_RUN = 200  # long runs are binned by step so the figure stays readable and small
@@ -259,6 +259,7 @@ def performance_profile(runs: pd.DataFrame, colors: dict[str, str]) -> Figure | 
         for optimizer, group in sorted(curve.groupby("optimizer"), key=lambda item: str(item[0])):
             ax.step(group["tau"], group["fraction"], where="post", color=colors.get(str(optimizer)),
                     linewidth=_width(str(optimizer)), label=_label(str(optimizer)))
+        ax.axvline(R_MAX, color="0.45", linestyle=":", linewidth=1)  # where the benchmark score's area ends
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="τ (factor of the best)",
                ylabel="fraction of suites",
                title=f"{'Wall time' if measure == 'time' else 'Steps'} to target ({len(costs)} suite(s))")

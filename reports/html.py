@@ -21,28 +21,20 @@ import jinja2
 import pandas as pd
 
 from . import figures, tables
-from .claims import REFUTES, SUPPORTS, Claim, paper_claims
+from .claims import CLAIM_SUITES, REFUTES, SUPPORTS, Claim, paper_claims
+from .facts import LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE, suite_facts
 from .load import Results, load_results
+from .output import check_output_path
 from .palette import is_paper_optimizer, optimizer_colors
+from .profiles import R_MAX
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-# The project's suites, shown in this order (each with a section even when it has no runs);
-# names are written here rather than imported because reports read files, not suite code.
-KNOWN_SUITES = {
-    "bert_mlm": ("BERT masked-language-model pre-training",
-                 "The paper's Section 5 BERT experiment: NIGT against Adam on MLM accuracy."),
-    "resnet50_imagenet": ("ResNet-50 image classification",
-                          "The paper's Section 5 ImageNet experiment: NIGT against SGD-momentum on top-1."),
-    "small_batch_variance": ("Small-batch variance",
-                             "Normalized SGD with and without momentum at small batch sizes (Sections 2-4)."),
-    "memory_overhead": ("Memory and step time",
-                        "Optimizer state per parameter and the cost of one optimizer step."),
-}
 ENVIRONMENT_KEYS = ("nightbench", "git_commit", "python", "torch", "transformers", "timm", "deepspeed",
                     "platform", "hostname", "cpu", "cpu_count", "gpu", "device")
 LONG_TEXT_COLUMNS = {"Hyperparameters", "Reason"}
+VALUE_LIST_COLUMNS = {"Seed values"}  # lists of numbers: wrap between values, never inside one
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -56,6 +48,8 @@ class TableView:
     notes: list[str]
     csv_uri: str
     csv_name: str
+    caption: str = ""
+    downloads: list[dict[str, str]] = field(default_factory=list)  # {"label", "uri", "name"}: more CSVs
 
 
 @dataclass
@@ -104,9 +98,10 @@ def table_view(table: tables.Table) -> TableView:
     rows = [{"cells": ["" if v is None else str(v) for v in values], "paper": bool(flag)}
             for values, flag in zip(table.display.itertuples(index=False, name=None), highlight)]
     classes = ["num" if c in table.numeric else "opt" if c == "Optimizer" else "hp" if c in LONG_TEXT_COLUMNS
-               else "" for c in columns]
+               else "vals" if c in VALUE_LIST_COLUMNS else "" for c in columns]
+    downloads = [{"label": label, "uri": csv_data_uri(frame), "name": name} for label, name, frame in table.downloads]
     return TableView(table.key, table.title, columns, rows, classes, table.notes, csv_data_uri(table.raw),
-                     f"{tables.slug(table.key)}.csv")
+                     f"{tables.slug(table.key)}.csv", table.caption, downloads)
 
 
 def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "") -> FigureView | None:
@@ -139,36 +134,39 @@ MEMORY_CAPTION = "Bytes of optimizer state per model parameter; dotted lines mar
 
 
 def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataFrame, results: Results,
-                  colors: dict[str, str], suffix: str) -> None:
-    """The per-preset tables and figures of a suite, in reading order (figures never mix presets)."""
+                  colors: dict[str, str], suffix: str, sections: tuple[str, ...]) -> None:
+    """The per-preset tables and figures of a suite's sections, in reading order (figures never mix presets)."""
     own = {name: frame[frame["run_id"].isin(set(runs["run_id"]))] if len(frame) else frame
            for name, frame in (("curves", results.curves), ("sbv", results.sbv), ("memory", results.memory))}
     slug = tables.slug(f"{suite}-{preset}")
     label = f" (preset {preset})" if suffix else ""
-    has_target_metric = runs["target_metric"].notna().any()
-    parts: list[tuple[str, Any]] = [
-        ("figure", figure_view(f"curves-{slug}", "Learning curves" + label,
-                               figures.learning_curves(own["curves"], runs, suite, colors), CURVES_CAPTION,
-                               subject=suite)),
-    ]
-    if has_target_metric:
+    parts: list[tuple[str, Any]] = []
+    if LEARNING_CURVES in sections:
+        parts.append(("figure", figure_view(f"curves-{slug}", "Learning curves" + label,
+                                            figures.learning_curves(own["curves"], runs, suite, colors),
+                                            CURVES_CAPTION, subject=suite)))
+    if LEADERBOARD in sections and runs["target_metric"].notna().any():
         sweep = figure_view(f"lr-{slug}", "Learning-rate sensitivity" + label,
                             figures.lr_sensitivity(runs, suite, colors), SWEEP_CAPTION, subject=suite)
         parts.append(("figure", sweep))
         if sweep is None:
             section.notes.append(f"No learning-rate sweep ran for this suite{label} (the leaderboard's --tune adds "
                                  "one), so there is no sensitivity figure.")
-    parts += [
-        ("table", tables.floor_table(own["sbv"], runs)),
-        ("figure", figure_view(f"floors-{slug}", "Gradient-norm floor against batch size" + label,
-                               figures.floor_vs_batch(own["sbv"], runs, colors), FLOOR_CAPTION,
-                               subject=suite)),
-        ("table", tables.memory_table(own["memory"], runs)),
-        ("table", tables.step_time_ratio_table(own["memory"], runs)),
-        ("figure", figure_view(f"memory-{slug}", "Optimizer state per parameter" + label,
-                               figures.memory_bars(own["memory"], runs, colors), MEMORY_CAPTION,
-                               subject=suite)),
-    ]
+    if SMALL_BATCH_VARIANCE in sections:
+        parts += [
+            ("table", tables.floor_table(own["sbv"], runs)),
+            ("figure", figure_view(f"floors-{slug}", "Gradient-norm floor against batch size" + label,
+                                   figures.floor_vs_batch(own["sbv"], runs, colors), FLOOR_CAPTION,
+                                   subject=suite)),
+        ]
+    if MEMORY in sections:
+        parts += [
+            ("table", tables.memory_table(own["memory"], runs)),
+            ("table", tables.step_time_ratio_table(own["memory"], runs)),
+            ("figure", figure_view(f"memory-{slug}", "Optimizer state per parameter" + label,
+                                   figures.memory_bars(own["memory"], runs, colors), MEMORY_CAPTION,
+                                   subject=suite)),
+        ]
     for kind, item in parts:
         if item is None:
             continue
@@ -180,23 +178,27 @@ def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataF
 
 
 def suite_section(suite: str, results: Results, colors: dict[str, str]) -> SuiteSection:
-    """Tables and figures for one suite; the record kinds present decide which ones apply."""
+    """Tables and figures for one suite: the report sections its runs recorded (facts.py) decide."""
     runs = results.runs[results.runs["suite"] == suite] if len(results.runs) else results.runs
-    recorded = next((d for d in runs["suite_description"] if isinstance(d, str)), None) if len(runs) else None
-    title, description = KNOWN_SUITES.get(suite, (suite, recorded or "A suite found in the results."))
     key = "suite-" + tables.slug(suite)
-    if runs.empty:
-        return SuiteSection(key, suite, title, description, "no runs", False,
-                            notes=["No runs of this suite in these results."])
-    section = SuiteSection(key, suite, title, description, _status_line(runs), True)
-    if runs["target_metric"].notna().any():  # leaderboard and tuning tables carry a preset column
-        for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite)):
+    facts = suite_facts(runs)
+    if runs.empty or facts is None:
+        claim = CLAIM_SUITES.get(suite)
+        return SuiteSection(key, suite, suite, f"The claim “{claim}” reads this suite." if claim else "",
+                            "no runs", False, notes=["No runs of this suite in these results."])
+    section = SuiteSection(key, suite, facts.title, facts.description or "A suite found in the results.",
+                           _status_line(runs), True)
+    if not facts.declared:
+        section.notes.append("These runs predate recorded suite facts: the report shows the sections such a suite "
+                             f"had ({', '.join(facts.sections) or 'none'}).")
+    if LEADERBOARD in facts.sections and runs["target_metric"].notna().any():  # these tables span presets
+        for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite, results.tuning)):
             if table is not None:
                 section.items.append(("table", table_view(table)))
     presets = sorted(runs["preset"].dropna().astype(str).unique())
     for preset in presets:
         _preset_parts(section, suite, preset, runs[runs["preset"] == preset], results, colors,
-                      suffix=preset if len(presets) > 1 else "")
+                      suffix=preset if len(presets) > 1 else "", sections=facts.sections)
     if not section.items:
         section.notes.append("These runs recorded nothing this report knows how to tabulate.")
     return section
@@ -218,10 +220,13 @@ def environment_rows(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return rows
 
 
-def claim_view(claim: Claim) -> dict[str, str]:
+def claim_view(claim: Claim) -> dict[str, Any]:
     css = {SUPPORTS: "supports", REFUTES: "refutes"}.get(claim.verdict, "unknown")
+    comparisons = [{"sides": c.sides, "what": c.what, "difference": c.difference.difference_cell(),
+                    "detectable": c.difference.detectable_cell(), "seeds": c.difference.seeds_cell()}
+                   for c in claim.comparisons]
     return {"title": claim.title, "paper": claim.paper, "measured": claim.measured, "verdict": claim.verdict,
-            "reason": claim.reason, "scale": claim.scale, "css": css}
+            "reason": claim.reason, "scale": claim.scale, "css": css, "comparisons": comparisons}
 
 
 def _when(stamp: str) -> str:
@@ -239,13 +244,17 @@ def build_context(results: Results) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and small dataclasses."""
     runs = results.runs
     colors = optimizer_colors(results.optimizers)
-    present = [s for s in runs["suite"].dropna().astype(str).unique()] if len(runs) else []
-    suites = list(KNOWN_SUITES) + sorted(set(present) - set(KNOWN_SUITES))
+    present = set(runs["suite"].dropna().astype(str)) if len(runs) else set()
+    # suites with runs first (the paper's in its claims' order), then the claims' suites that did not run
+    suites = ([s for s in CLAIM_SUITES if s in present] + sorted(present - set(CLAIM_SUITES))
+              + [s for s in CLAIM_SUITES if s not in present])
     sections = [suite_section(s, results, colors) for s in suites]
     profile = figure_view("profile", "Performance profile", figures.performance_profile(runs, colors),
-                          "For each optimizer, the fraction of suites on which its median time (or steps) to "
-                          "the target is within a factor τ of the best optimizer's; never reaching the target "
-                          "counts as infinitely slow.")
+                          "For each optimizer, the fraction of training suites on which its median time (or steps) "
+                          "to the target is within a factor τ of the best optimizer's; never reaching the target "
+                          f"counts as infinitely slow. The dotted line marks r_max = {R_MAX:g}, where the "
+                          "benchmark score's area ends.")
+    score = tables.benchmark_score_table(runs)
     runs_table = tables.runs_table(runs)
     problems = tables.problems_table(results.problems, runs)
     presets = sorted(runs["preset"].dropna().astype(str).unique()) if len(runs) else []
@@ -261,6 +270,7 @@ def build_context(results: Results) -> dict[str, Any]:
         "claims": [claim_view(c) for c in paper_claims(runs, results.sbv, results.memory)],
         "sections": sections,
         "profile": profile,
+        "score_table": table_view(score) if score else None,
         "runs_table": table_view(runs_table) if runs_table else None,
         "problems_table": table_view(problems) if problems else None,
         "environment": environment_rows(runs),
@@ -275,10 +285,14 @@ def render(context: dict[str, Any]) -> str:
 
 
 def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike) -> Path:
-    """Load the runs under `results_dir` and write the HTML report to `output_path` (returned)."""
+    """Load the runs under `results_dir` and write the HTML report to `output_path` (returned).
+
+    A path that cannot be written (a folder, a path under a file, an unwritable folder) raises
+    output.ReportOutputError, and a missing results folder load.ResultsNotFoundError, before any
+    work; both are InputErrors."""
+    output = check_output_path(output_path)
     results = load_results(results_dir)
     page = render(build_context(results))
-    output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     # write-then-rename: an interrupted build never leaves a half-written report behind
     handle, tmp_name = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=output.parent)

@@ -1,8 +1,12 @@
-"""Run directories -> tidy pandas DataFrames.
+"""Run directories and tuning records -> tidy pandas DataFrames.
 
-Reads only the files a run writes (`config.json`, `metrics.jsonl`, `summary.json`). A damaged or
+Reads only the files a board writes (each run's `config.json`, `metrics.jsonl`, `summary.json`,
+and the tuning protocol's records), where `nightbench.suites.layout` says they live. A damaged or
 half-written run directory never stops the load: it becomes a row with status 'damaged' or
 'incomplete' and a reason, and the records that could be read are kept.
+
+Facts are read, never recomputed: whether a run reached its target is what its summary.json says
+(`steps_to_target`, `time_to_target`), and the best learning rate is what the tuning record says.
 """
 
 from __future__ import annotations
@@ -17,20 +21,30 @@ from typing import Any
 
 import pandas as pd
 
-from .targets import first_reach
+from nightbench.optimizers.errors import InputError
+from nightbench.suites import layout
+
+from .facts import facts_from_config
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
-RUN_DEPTH = 4  # <results>/<suite>/<preset>/<optimizer>/<run_name>
+ANY_RUN_FILE = (*layout.RUN_FILES, layout.CHECKPOINT_FILE)  # what a run directory that started holds
 IDENTITY = ["run_id", "suite", "preset", "optimizer", "run_name", "seed", "protocol"]
 RUN_COLUMNS = IDENTITY + [
     "status", "problems", "run_dir", "error", "diverged_step", "target_metric", "higher_is_better",
-    "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_source",
+    "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_reached",
     "steps", "wall_time", "step_time_median", "data_wait_fraction", "hyperparameters", "lr", "paper",
-    "state_slots", "environment", "world_size", "suite_description", "created", "finished",
+    "state_slots", "environment", "world_size", "suite_kind", "suite_facts", "suite_description", "created",
+    "finished",
 ]
-EXPERIMENT_KINDS = ("sbv_unit", "memory")
+TUNING_COLUMNS = ["suite", "preset", "optimizer", "metric", "higher_is_better", "tuning_seed", "grid", "tried",
+                  "best_lr", "best_value", "reason", "record"]
+# What summary.json says about the target: the engine's fields, read as they are.
+REACHED, NOT_REACHED, UNKNOWN_REACH = "reached", "not reached", "unknown"
+
+
+class ResultsNotFoundError(InputError, FileNotFoundError):
+    """The results folder to report on does not exist or is not a folder."""
 
 
 @dataclass
@@ -43,6 +57,7 @@ class Results:
     sbv: pd.DataFrame  # one row per small_batch_variance 'sbv_unit' record
     memory: pd.DataFrame  # one row per memory_overhead 'memory' record
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # run_id, run_dir, status, reason
+    tuning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TUNING_COLUMNS))  # one per record
 
     @property
     def optimizers(self) -> list[str]:
@@ -52,14 +67,15 @@ class Results:
 def find_run_dirs(results_dir: Path) -> list[Path]:
     """Every directory holding a run file, plus empty directories at the run depth.
 
-    Top-level folders whose names start with '_' (the engine's `_cache`) and hidden folders are
-    skipped: caches may hold unrelated `config.json` files.
+    Top-level folders whose names start with '_' (`_cache`, `_logs`, `_tuning`: see
+    nightbench.suites.layout) and hidden folders are skipped: caches may hold unrelated
+    `config.json` files.
     """
     found: list[Path] = []
     for current, dirnames, filenames in os.walk(results_dir):
         here = Path(current)
         depth = len(here.relative_to(results_dir).parts)
-        if any(name in filenames for name in RUN_FILES) or (depth == RUN_DEPTH and here != results_dir):
+        if any(name in filenames for name in ANY_RUN_FILE) or (depth == layout.RUN_DEPTH and here != results_dir):
             found.append(here)
             dirnames[:] = []  # a run directory has no runs inside it
             continue
@@ -129,36 +145,38 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _identity_from_path(run_dir: Path, results_dir: Path) -> dict[str, Any]:
-    parts = run_dir.relative_to(results_dir).parts
-    if len(parts) == RUN_DEPTH:
-        suite, preset, optimizer, run_name = parts
-        return {"suite": suite, "preset": preset, "optimizer": optimizer, "run_name": run_name}
-    return {"suite": None, "preset": None, "optimizer": None, "run_name": "/".join(parts)}
+def _target_reached(summary: dict, target_value: float) -> str | None:
+    """REACHED / NOT_REACHED as summary.json records it, UNKNOWN_REACH when it does not say
+    (no summary yet, or one written before the engine recorded it); None without a target."""
+    if math.isnan(target_value):
+        return None
+    if "steps_to_target" not in summary:
+        return UNKNOWN_REACH
+    return NOT_REACHED if math.isnan(_number(summary.get("steps_to_target"))) else REACHED
 
 
 def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dict], list[str]]:
     """One run's row, its records and the problems found."""
     problems: list[str] = []
-    config, config_error = _read_json(run_dir / "config.json")
-    summary, summary_error = _read_json(run_dir / "summary.json")
-    records, metric_problems = _read_metrics(run_dir / "metrics.jsonl")
+    config, config_error = _read_json(run_dir / layout.CONFIG_FILE)
+    summary, summary_error = _read_json(run_dir / layout.SUMMARY_FILE)
+    records, metric_problems = _read_metrics(run_dir / layout.METRICS_FILE)
     problems += metric_problems
 
-    ident = _identity_from_path(run_dir, results_dir)
+    ident = layout.identity_from_path(run_dir, results_dir)
     config = config or {}
     for key in ident:  # the config is the authority; directory names are sanitized copies
         if isinstance(config.get(key), (str, int)) and str(config.get(key)):
             ident[key] = str(config[key])
     rel = run_dir.relative_to(results_dir).as_posix()
 
-    if config_error and not any((run_dir / name).exists() for name in RUN_FILES):
+    if config_error and not any((run_dir / name).exists() for name in ANY_RUN_FILE):
         status = "incomplete"
         problems.insert(0, "empty run directory (no config.json yet: starting, or abandoned before writing)")
     elif config_error:
         status = "damaged"
         problems.insert(0, config_error)
-    elif summary_error and (run_dir / "summary.json").exists():
+    elif summary_error and (run_dir / layout.SUMMARY_FILE).exists():
         status = "damaged"
         problems.insert(0, summary_error)
     elif summary is None:
@@ -179,16 +197,8 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
     higher = bool(higher) if isinstance(higher, bool) else True
     final_metrics = summary.get("final_metrics") if isinstance(summary.get("final_metrics"), dict) else {}
 
-    steps_to_target = _number(summary.get("steps_to_target"))
-    time_to_target = _number(summary.get("time_to_target"))
-    target_source = "summary" if not math.isnan(steps_to_target) else None
-    if target_source is None and isinstance(target_metric, str) and not math.isnan(_number(target_value)):
-        evals = [r for r in records if r.get("kind") == "eval"]
-        reach = first_reach(evals, target_metric, float(target_value), higher)
-        if reach is not None:
-            steps_to_target, time_to_target = reach
-            target_source = "eval records"
-
+    reach = _target_reached(summary, _number(target_value))
+    facts = facts_from_config(config, ident["suite"])
     seed = config.get("seed")
     row = {
         "run_id": f"{ident['suite']}/{ident['preset']}/{ident['optimizer']}/{ident['run_name']}",
@@ -205,9 +215,9 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "target_value": _number(target_value),
         "final_value": _number(final_metrics.get(target_metric)) if isinstance(target_metric, str) else math.nan,
         "final_metrics": final_metrics,
-        "steps_to_target": steps_to_target,
-        "time_to_target": time_to_target,
-        "target_source": target_source,
+        "steps_to_target": _number(summary.get("steps_to_target")),
+        "time_to_target": _number(summary.get("time_to_target")),
+        "target_reached": reach,
         "steps": _number(summary.get("steps")),
         "wall_time": _number(summary.get("wall_time")),
         "step_time_median": _number(summary.get("step_time_median")),
@@ -218,7 +228,9 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "state_slots": _number(spec.get("state_slots")),
         "environment": environment,
         "world_size": _number(config.get("world_size")),
-        "suite_description": _text(config.get("suite_description")),
+        "suite_kind": facts.kind,
+        "suite_facts": facts,
+        "suite_description": facts.description or None,
         "created": config.get("created"),
         "finished": summary.get("finished"),
     }
@@ -231,11 +243,51 @@ def _dedupe(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.drop_duplicates(subset=present, keep="last").reset_index(drop=True) if len(frame) else frame
 
 
+def _tuning_row(path: Path, root: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """One tuning record as a row (the leaderboard's choice of lr, read as written), or a problem."""
+    record, error = _read_json(path)
+    if error:
+        return None, error
+    preset, suite = path.relative_to(root / layout.TUNING_DIR).parts[:2]
+    tried = []
+    for entry in record.get("tried") if isinstance(record.get("tried"), list) else []:
+        if isinstance(entry, dict):
+            tried.append({"lr": _number(entry.get("lr")), "run_dir": _text(entry.get("run_dir")),
+                          "status": _text(entry.get("status")), "value": _number(entry.get("value"))})
+    higher = record.get("higher_is_better")
+    return {
+        "suite": str(record.get("suite") or suite), "preset": str(record.get("preset") or preset),
+        "optimizer": str(record.get("optimizer") or path.stem), "metric": _text(record.get("metric")),
+        "higher_is_better": higher if isinstance(higher, bool) else None,
+        "tuning_seed": record.get("tuning_seed") if isinstance(record.get("tuning_seed"), int) else None,
+        "grid": _text(record.get("grid")), "tried": tried, "best_lr": _number(record.get("best_lr")),
+        "best_value": _number(record.get("best_value")), "reason": _text(record.get("reason")),
+        "record": path.relative_to(root).as_posix(),
+    }, None
+
+
+def load_tuning_records(root: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Every record under <results>/_tuning/<preset>/<suite>/<optimizer>.json, and the unreadable ones."""
+    rows, problems = [], []
+    folder = root / layout.TUNING_DIR
+    for path in sorted(folder.glob("*/*/*.json")) if folder.is_dir() else []:
+        row, error = _tuning_row(path, root)
+        if row is not None:
+            rows.append(row)
+            continue
+        rel = path.relative_to(root).as_posix()
+        preset, suite = path.relative_to(folder).parts[:2]
+        problems.append({"run_id": rel, "suite": suite, "preset": preset, "optimizer": path.stem, "run_name": None,
+                         "seed": None, "protocol": "tuning", "status": "damaged", "run_dir": rel,
+                         "reason": f"tuning record: {error}"})
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS), problems
+
+
 def load_results(results_dir: str | os.PathLike) -> Results:
     """Load every run directory under `results_dir` (see the run-directory format in the README)."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise ResultsNotFoundError(
             f"results directory '{root}' does not exist or is not a directory; expected the folder "
             "that `nightbench run/leaderboard --results DIR` wrote (DIR/<suite>/<preset>/<optimizer>/<run>/)"
         )
@@ -245,7 +297,7 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             row, records, problems = _run_row(run_dir, root)
         except Exception as exc:  # never let one odd directory stop the report
             log.warning("could not read run directory %s: %s", run_dir, exc)
-            ident = _identity_from_path(run_dir, root)
+            ident = layout.identity_from_path(run_dir, root)
             row = {"run_id": run_dir.relative_to(root).as_posix(), **ident, "seed": None, "protocol": "default",
                    "status": "damaged", "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
                    "run_dir": run_dir.relative_to(root).as_posix()}
@@ -269,6 +321,8 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     curves = _dedupe(pd.DataFrame(curve_rows), ["run_id", "kind", "step"])
     sbv = _dedupe(pd.DataFrame(sbv_rows), ["run_id", "unit"])
     memory = _dedupe(pd.DataFrame(memory_rows), ["run_id", "unit"])
-    problems = pd.DataFrame(problem_rows, columns=IDENTITY + ["status", "run_dir", "reason"])
-    log.info("loaded %d runs (%d with problems) from %s", len(runs), len(problems), root)
-    return Results(results_dir=root, runs=runs, curves=curves, sbv=sbv, memory=memory, problems=problems)
+    tuning, tuning_problems = load_tuning_records(root)
+    problems = pd.DataFrame(problem_rows + tuning_problems, columns=IDENTITY + ["status", "run_dir", "reason"])
+    log.info("loaded %d runs, %d tuning records (%d problems) from %s", len(runs), len(tuning), len(problems), root)
+    return Results(results_dir=root, runs=runs, curves=curves, sbv=sbv, memory=memory, problems=problems,
+                   tuning=tuning)

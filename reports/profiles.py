@@ -4,6 +4,14 @@ For each problem (a suite at a preset with a target) and optimizer, the cost is 
 reported seeds of the time (or steps) to reach the target; a seed that never reaches it costs
 infinity. rho_o(tau) is the fraction of problems on which optimizer o's cost is within a factor tau
 of the best optimizer's cost on that problem.
+
+The benchmark score (AlgoPerf's) is the normalized area under that profile up to r_max = 4:
+
+    B_o = 1 / (r_max - 1) * integral from 1 to r_max of rho_o(tau) d tau
+
+so 1 means fastest on every problem and 0 never within r_max of the best; a missed target is an
+infinite ratio and adds nothing. Because rho_o is a step function, the integral is exact: each
+problem with ratio r <= r_max adds (r_max - r) / (r_max - 1) / (number of problems).
 """
 
 from __future__ import annotations
@@ -16,19 +24,22 @@ import pandas as pd
 from .stats import reported_runs
 
 COST_COLUMNS = {"time": "time_to_target", "steps": "steps_to_target"}
+R_MAX = 4.0
 
 
 def target_costs(runs: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
     """A problems x optimizers table of costs (inf where the target was never reached).
 
-    Only suites with a target value take part; an optimizer with no run on a problem gets NaN there
-    and counts as not solving it in the profile."""
+    Only training suites with a target value take part; an optimizer with no run on a problem gets
+    NaN there and counts as not solving it in the profile."""
     if measure not in COST_COLUMNS:
         raise ValueError(f"measure must be one of {sorted(COST_COLUMNS)}, got {measure!r}")
     chosen = reported_runs(runs) if len(runs) else runs
     if chosen.empty:
         return pd.DataFrame()
-    chosen = chosen[chosen["target_value"].notna() & chosen["status"].isin(["completed", "diverged", "failed"])]
+    training = chosen["suite_kind"].fillna("training") == "training" if "suite_kind" in chosen else True
+    chosen = chosen[chosen["target_value"].notna() & chosen["status"].isin(["completed", "diverged", "failed"])
+                    & training]
     if chosen.empty:
         return pd.DataFrame()
     column = COST_COLUMNS[measure]
@@ -70,3 +81,14 @@ def tau_grid(ratios: pd.DataFrame, points: int = 200) -> np.ndarray:
     finite = finite[np.isfinite(finite)]
     top = max(10.0, float(finite.max()) * 1.5) if finite.size else 10.0
     return np.unique(np.concatenate([np.geomspace(1.0, top, points), finite]))
+
+
+def benchmark_scores(ratios: pd.DataFrame, r_max: float = R_MAX) -> pd.Series:
+    """Per optimizer, the area under its profile from 1 to `r_max` over (r_max - 1): in [0, 1]."""
+    if not r_max > 1:
+        raise ValueError(f"r_max must be greater than 1, got {r_max!r}")
+    values = ratios.to_numpy(dtype=float)
+    if values.size == 0:
+        return pd.Series(dtype=float, index=ratios.columns)
+    within = np.where(np.isfinite(values) & (values <= r_max), r_max - np.maximum(values, 1.0), 0.0)
+    return pd.Series(within.sum(axis=0) / (len(ratios) * (r_max - 1)), index=ratios.columns)

@@ -1,6 +1,11 @@
 """The statistics behind the tables: intervals over seeds, which runs a number comes from, floors.
 
 Kept apart from formatting so tables, figures and the claims all compute a number the same way.
+
+An interval over seeds (`seed_interval`) follows the number of seeds: with 5 or more, a 95% BCa
+bootstrap interval of the mean (scipy.stats.bootstrap); with 2 to 4, the lowest to the highest
+seed, since a Student-t interval with one to three degrees of freedom is wider than the data and
+runs outside the metric's range; with one, none. Every interval is clipped to the metric's range.
 """
 
 from __future__ import annotations
@@ -13,18 +18,32 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from .bounds import NON_NEGATIVE, UNBOUNDED, clip, describe
+
 REPORTED_PROTOCOLS = ("final", "default")  # "final" runs (after tuning) win over "default" ones
+MIN_SEEDS_FOR_BOOTSTRAP = 5
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0  # the same results always give the same intervals
+
+# Interval methods, as the tables name them.
+BCA, PERCENTILE, MIN_MAX, STUDENT_T, SINGLE, NO_SEEDS = (
+    "BCa bootstrap", "percentile bootstrap", "min–max", "Student t", "one seed", "no seeds")
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with a two-sided t confidence interval; low/high are NaN when n < 2."""
+    """A mean over seeds with an interval; low/high are NaN when n < 2.
+
+    `method` says how the interval was made (BCA, PERCENTILE, MIN_MAX, STUDENT_T, ...) and
+    `values` holds the seeds' values it came from."""
 
     mean: float
     low: float
     high: float
     n: int
     std: float
+    method: str = STUDENT_T
+    values: tuple[float, ...] = ()
 
     @property
     def has_interval(self) -> bool:
@@ -34,11 +53,15 @@ class Interval:
         return not (self.high < other.low or other.high < self.low)
 
 
+def _finite(values: Iterable[float]) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+
+
 def t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
     """Mean and Student-t interval over the finite values (seeds are few, so not a z interval)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    x = _finite(values)
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0, math.nan)
@@ -48,6 +71,71 @@ def t_interval(values: Iterable[float], confidence: float = 0.95) -> Interval:
     std = float(x.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, std)
+
+
+def bootstrap_interval(samples: tuple[np.ndarray, ...], statistic, confidence: float) -> tuple[float, float, str]:
+    """(low, high, method) of a BCa bootstrap interval of `statistic` over independent samples;
+    the percentile interval where BCa cannot be formed (its acceleration needs some spread)."""
+    if all(np.ptp(s) == 0 for s in samples):  # every resample gives the same value
+        value = float(statistic(*samples, axis=-1))
+        return value, value, BCA
+    for method in ("BCa", "percentile"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = scipy_stats.bootstrap(samples, statistic, confidence_level=confidence, method=method,
+                                           n_resamples=BOOTSTRAP_RESAMPLES, vectorized=True,
+                                           rng=np.random.default_rng(BOOTSTRAP_SEED))
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if np.isfinite(low) and np.isfinite(high):
+            return low, high, BCA if method == "BCa" else PERCENTILE
+    return math.nan, math.nan, PERCENTILE
+
+
+def _mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
+def seed_interval(values: Iterable[float], bounds: tuple[float, float] = UNBOUNDED,
+                  confidence: float = 0.95) -> Interval:
+    """The mean over seeds and an interval that respects the metric (see the module docstring)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    x = _finite(values)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, math.nan, NO_SEEDS)
+    mean, shown = float(x.mean()), tuple(float(v) for v in x)
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1, math.nan, SINGLE, shown)
+    std = float(x.std(ddof=1))
+    if n < MIN_SEEDS_FOR_BOOTSTRAP:
+        low, high, method = float(x.min()), float(x.max()), MIN_MAX
+    else:
+        low, high, method = bootstrap_interval((x,), _mean, confidence)
+    return Interval(mean, clip(low, bounds), clip(high, bounds), n, std, method, shown)
+
+
+def interval_caption(methods: Iterable[str], bounds: tuple[float, float] = UNBOUNDED,
+                     confidence: float = 0.95) -> str:
+    """One sentence naming how the intervals of a table were made."""
+    used = set(methods)
+    level = f"{confidence:.0%}"
+    parts = []
+    if used & {BCA, PERCENTILE}:
+        kinds = " or ".join(m for m in (BCA, PERCENTILE) if m in used)
+        parts.append(f"with {MIN_SEEDS_FOR_BOOTSTRAP} or more seeds, the {level} {kinds} interval of the mean "
+                     f"(scipy.stats.bootstrap, {BOOTSTRAP_RESAMPLES:,} resamples)")
+    if MIN_MAX in used:
+        parts.append(f"with 2 to {MIN_SEEDS_FOR_BOOTSTRAP - 1} seeds, the lowest to the highest seed (min–max, "
+                     "not a confidence interval), every seed's value listed")
+    if SINGLE in used:
+        parts.append("a single seed has no interval")
+    if not parts:
+        return ""
+    text = "Intervals: " + "; ".join(parts) + "."
+    shown = describe(bounds)
+    if shown:
+        text += f" Clipped to the metric's range {shown}."
+    return text
 
 
 def reported_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +187,7 @@ def floor_summary(sbv: pd.DataFrame) -> pd.DataFrame:
             continue
         best_lr = float(by_lr.idxmin())
         at_best = group[group["lr"] == best_lr]
-        interval = t_interval(at_best["floor"])
+        interval = seed_interval(at_best["floor"], NON_NEGATIVE)
         rows.append({
             "problem": problem, "optimizer": optimizer, "batch_size": int(batch), "best_lr": best_lr,
             "n": interval.n, "floor_mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,

@@ -10,8 +10,12 @@ import numpy as np
 import pandas as pd
 
 from . import fmt
+from .bounds import metric_range
+from .load import REACHED, UNKNOWN_REACH
 from .palette import is_paper_optimizer
-from .stats import floor_summary, memory_summary, reported_records, reported_runs, t_interval
+from .profiles import R_MAX, benchmark_scores, performance_ratios, target_costs
+from .stats import (BCA, MIN_MAX, PERCENTILE, Interval, floor_summary, interval_caption, memory_summary,
+                    reported_records, reported_runs, seed_interval)
 
 
 @dataclass
@@ -25,6 +29,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     numeric: frozenset[str] = frozenset()  # display columns aligned right
     highlight: list[bool] = field(default_factory=list)  # per display row: a paper optimizer
+    caption: str = ""  # shown above the table: how its numbers were made
+    downloads: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (label, file, frame) more CSVs
 
 
 def slug(text: str) -> str:
@@ -59,18 +65,30 @@ def _hyperparameter_sets(group: pd.DataFrame) -> str:
     return " | ".join(shown) if shown else fmt.MISSING
 
 
+def _interval_method(interval: Interval) -> str:
+    if interval.n == 0:
+        return fmt.MISSING
+    if interval.method in (BCA, PERCENTILE):
+        return f"{interval.method.split()[0]} 95%, {interval.n} seeds"
+    if interval.method == MIN_MAX:
+        return f"min–max of {interval.n} seeds"
+    return interval.method
+
+
 def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
-    """Per (preset, optimizer): final target metric mean and 95% t-interval over seeds, time to
-    target, failures and divergences, hyperparameters and the protocol that produced the numbers."""
+    """Per (preset, optimizer): final target metric mean and interval over seeds (stats.seed_interval),
+    time to target, failures and divergences, hyperparameters and the protocol behind the numbers."""
     chosen = reported_runs(runs[runs["suite"] == suite]) if len(runs) else runs
     if chosen.empty:
         return None
-    rows = []
+    rows, intervals = [], []
+    metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), None)
+    bounds = metric_range(metric)
     for (preset, optimizer), group in chosen.groupby(["preset", "optimizer"], sort=True, dropna=False):
         completed = group[group["status"] == "completed"]
-        interval = t_interval(completed["final_value"])
-        reached = completed[completed["steps_to_target"].notna()]
-        metric = next((m for m in group["target_metric"] if isinstance(m, str)), None)
+        interval = seed_interval(completed["final_value"], bounds)
+        intervals.append(interval)
+        reached = completed[completed["target_reached"] == REACHED]
         target = _mean(group["target_value"])
         rows.append({
             "suite": suite, "preset": preset, "optimizer": optimizer,
@@ -83,7 +101,10 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
             "damaged": int(group["status"].isin(["damaged", "unknown"]).sum()),
             "metric": metric, "higher_is_better": bool(group["higher_is_better"].iloc[0]),
             "target_value": target, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
-            "n": interval.n, "std": interval.std, "reached_target": len(reached),
+            "interval_method": interval.method, "n": interval.n, "std": interval.std,
+            "seed_values": " ".join(fmt.number(v) for v in interval.values),
+            "reached_target": len(reached),
+            "target_unknown": int((completed["target_reached"] == UNKNOWN_REACH).sum()),
             "steps_to_target_mean": _mean(reached["steps_to_target"]),
             "time_to_target_mean_s": _mean(reached["time_to_target"]),
             "wall_time_mean_s": _mean(completed["wall_time"]),
@@ -94,17 +115,23 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
         })
     raw = pd.DataFrame(rows)
     higher = bool(raw["higher_is_better"].all())
-    raw = raw.sort_values(["preset", "mean", "optimizer"], ascending=[True, not higher, True],
-                          na_position="last").reset_index(drop=True)
-    metric = raw["metric"].dropna().iloc[0] if raw["metric"].notna().any() else "final metric"
+    order = raw.sort_values(["preset", "mean", "optimizer"], ascending=[True, not higher, True],
+                            na_position="last").index
+    raw, intervals = raw.loc[order].reset_index(drop=True), [intervals[i] for i in order]
+    metric = metric or "final metric"
     no_target = raw["target_value"].isna().all()
     display = pd.DataFrame({
         "Optimizer": raw["optimizer"].astype(str),
         "Preset": raw["preset"].astype(str),
         "Protocol": raw["protocol"],
         "Runs": raw["runs"].map(fmt.integer),
-        f"Final {metric}, mean [95% CI]": [fmt.mean_ci(r.mean, r.ci_low, r.ci_high, r.n) for r in raw.itertuples()],
-        "Reached target": [f"{r.reached_target}/{r.completed}" for r in raw.itertuples()],
+        f"Final {metric}, mean [interval]": [fmt.mean_ci(r.mean, r.ci_low, r.ci_high, r.n)
+                                             for r in raw.itertuples()],
+        "Interval": [_interval_method(iv) for iv in intervals],
+        "Seed values": [", ".join(fmt.number(v, 3) for v in iv.values) or fmt.MISSING for iv in intervals],
+        "Reached target": [f"{r.reached_target}/{r.completed}" + (f" ({r.target_unknown} unknown)"
+                                                                  if r.target_unknown else "")
+                           for r in raw.itertuples()],
         "Steps to target": raw["steps_to_target_mean"].map(fmt.integer),
         "Time to target": raw["time_to_target_mean_s"].map(fmt.seconds),
         "Wall time": raw["wall_time_mean_s"].map(fmt.seconds),
@@ -114,40 +141,98 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
     display = _drop_constant(display, ["Preset"])
     if no_target:
         display = display.drop(columns=["Reached target", "Steps to target", "Time to target"])
-    notes = [
-        f"Mean over completed seeds of the final {metric} ({'higher' if higher else 'lower'} is better), "
-        "with a 95% Student-t interval; a single seed has no interval.",
-        "Numbers come from the tuning protocol's 'final' runs where they exist, else from 'default' runs.",
-    ]
+    caption = (f"Final {metric} ({'higher' if higher else 'lower'} is better): the mean over completed seeds. "
+               + interval_caption((iv.method for iv in intervals), bounds))
+    notes = ["Numbers come from the tuning protocol's 'final' runs where they exist, else from 'default' runs.",
+             "The per-seed CSV has one row per run of this suite (every protocol and status), with all its "
+             "final metrics."]
     if no_target:
         notes.append("This suite has no target value at this preset, so no time to target.")
     else:
         targets = ", ".join(sorted({fmt.number(t) for t in raw["target_value"].dropna()}))
-        notes.append(f"Target {metric}: {targets}; steps/time to target are means over the runs that reached it.")
-    numeric = frozenset(display.columns) - {"Optimizer", "Preset", "Protocol", "Hyperparameters", "Not completed"}
+        notes.append(f"Target {metric}: {targets}; steps/time to target are as each run's summary.json records "
+                     "them, averaged over the runs that reached it.")
+        unknown = raw[raw["target_unknown"] > 0]
+        if len(unknown):
+            who = ", ".join(f"{r.optimizer} {r.target_unknown}" for r in unknown.itertuples())
+            notes.append(f"Target reached unknown for {int(unknown['target_unknown'].sum())} completed run(s) "
+                         f"({who}): their summary.json has no steps_to_target (written by an older nightbench). "
+                         "They count as not reached here and in the performance profile; rerun them to know.")
+    numeric = frozenset(display.columns) - {"Optimizer", "Preset", "Protocol", "Hyperparameters", "Not completed",
+                                            "Interval", "Seed values"}
     return Table(f"leaderboard-{slug(suite)}", f"Leaderboard: {suite}", raw, display, notes, numeric,
-                 _highlight(raw["optimizer"]))
+                 _highlight(raw["optimizer"]), caption,
+                 [("Download per-seed CSV", f"seeds-{slug(suite)}.csv", seed_rows(runs, suite))])
 
 
-def tuning_table(runs: pd.DataFrame, suite: str) -> Table | None:
-    """The learning-rate sweep of the tuning protocol: what was tried, what won, what was rerun."""
+SEED_COLUMNS = ["suite", "preset", "optimizer", "protocol", "seed", "run_name", "status", "reported", "lr",
+                "target_metric", "final_value", "target_value", "target_reached", "steps_to_target",
+                "time_to_target", "steps", "wall_time", "step_time_median", "diverged_step", "error",
+                "hyperparameters", "run_dir"]
+
+
+def seed_rows(runs: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """One row per run of `suite`: its seed, status, target-metric value and every final metric
+    (columns `final.<name>`); `reported` marks the runs the leaderboard's numbers come from."""
     suite_runs = runs[runs["suite"] == suite] if len(runs) else runs
-    tuning = suite_runs[suite_runs["protocol"] == "tuning"] if len(suite_runs) else suite_runs
-    if tuning.empty:
+    if suite_runs.empty:
+        return pd.DataFrame(columns=SEED_COLUMNS)
+    reported = set(reported_runs(suite_runs)["run_id"])
+    frame = suite_runs.assign(reported=suite_runs["run_id"].isin(reported),
+                              hyperparameters=suite_runs["hyperparameters"].map(fmt.hyperparameters))
+    frame = frame[SEED_COLUMNS].copy()
+    finals = pd.DataFrame([m if isinstance(m, dict) else {} for m in suite_runs["final_metrics"]],
+                          index=suite_runs.index)
+    for name in sorted(finals.columns):
+        frame[f"final.{name}"] = pd.to_numeric(finals[name], errors="coerce")
+    return frame.sort_values(["preset", "optimizer", "protocol", "seed", "run_name"],
+                             na_position="last").reset_index(drop=True)
+
+
+def _tuning_record(tuning: pd.DataFrame | None, suite: str, preset: str, optimizer: str):
+    if tuning is None or tuning.empty:
+        return None
+    hit = tuning[(tuning["suite"] == suite) & (tuning["preset"] == preset) & (tuning["optimizer"] == optimizer)]
+    return hit.iloc[-1] if len(hit) else None
+
+
+def tuning_table(runs: pd.DataFrame, suite: str, tuning: pd.DataFrame | None = None) -> Table | None:
+    """The learning-rate sweep of the tuning protocol: what was tried, what won, what was rerun.
+
+    The winner is the leaderboard's, read from its tuning record (load.load_tuning_records); the
+    report does not choose it again."""
+    suite_runs = runs[runs["suite"] == suite] if len(runs) else runs
+    tuning_runs = suite_runs[suite_runs["protocol"] == "tuning"] if len(suite_runs) else suite_runs
+    records = tuning[tuning["suite"] == suite] if tuning is not None and len(tuning) else None
+    keys = set(zip(tuning_runs["preset"], tuning_runs["optimizer"])) if len(tuning_runs) else set()
+    keys |= set(zip(records["preset"], records["optimizer"])) if records is not None else set()
+    if not keys:
         return None
     rows = []
-    for (preset, optimizer), group in tuning.groupby(["preset", "optimizer"], sort=True):
-        higher = bool(group["higher_is_better"].iloc[0])
-        by_lr = group[group["status"] == "completed"].groupby("lr")["final_value"].mean().dropna()
-        best_lr = (by_lr.idxmax() if higher else by_lr.idxmin()) if len(by_lr) else math.nan
+    for preset, optimizer in sorted(keys, key=lambda k: (str(k[0]), str(k[1]))):
+        group = tuning_runs[(tuning_runs["preset"] == preset) & (tuning_runs["optimizer"] == optimizer)]
+        record = _tuning_record(records, suite, preset, optimizer)
+        tried = record["tried"] if record is not None else []
+        lrs = sorted({t["lr"] for t in tried if not math.isnan(t["lr"])} | set(group["lr"].dropna()))
+        broken = (sum(t["status"] in ("diverged", "failed") for t in tried) if tried else
+                  int(group["status"].isin(["diverged", "failed"]).sum()))
         final = suite_runs[(suite_runs["preset"] == preset) & (suite_runs["optimizer"] == optimizer)
                            & (suite_runs["protocol"] == "final")]
+        if record is None:
+            why = "no tuning record (a board from before nightbench wrote them, or tuning not finished)"
+        elif math.isnan(record["best_lr"]):
+            why = record["reason"] or "the tuning record names no best lr"
+        else:
+            why = None
         rows.append({
             "suite": suite, "preset": preset, "optimizer": optimizer,
-            "lrs_tried": " ".join(fmt.number(lr) for lr in sorted(group["lr"].dropna().unique())),
-            "tuning_runs": len(group), "diverged_or_failed": int(group["status"].isin(["diverged", "failed"]).sum()),
-            "best_lr_on_tuning_seed": best_lr,
-            "best_tuning_value": float(by_lr.get(best_lr, math.nan)) if len(by_lr) else math.nan,
+            "lrs_tried": " ".join(fmt.number(lr) for lr in lrs),
+            "tuning_runs": len(group) or len(tried), "diverged_or_failed": broken,
+            "best_lr_on_tuning_seed": record["best_lr"] if record is not None else math.nan,
+            "best_tuning_value": record["best_value"] if record is not None else math.nan,
+            "tuning_seed": record["tuning_seed"] if record is not None else None,
+            "grid": record["grid"] if record is not None else None,
+            "no_best_lr_reason": why,
             "final_runs_lr": " ".join(fmt.number(lr) for lr in sorted(final["lr"].dropna().unique())) or None,
             "final_runs": len(final),
         })
@@ -156,16 +241,62 @@ def tuning_table(runs: pd.DataFrame, suite: str) -> Table | None:
         "Optimizer": raw["optimizer"].astype(str), "Preset": raw["preset"].astype(str),
         "LRs tried": raw["lrs_tried"], "Tuning runs": raw["tuning_runs"].map(fmt.integer),
         "Diverged/failed": raw["diverged_or_failed"].map(fmt.integer),
-        "Best lr (tuning)": raw["best_lr_on_tuning_seed"].map(fmt.number),
+        "Best lr (tuning)": [fmt.number(lr) if why is None else f"{fmt.MISSING} ({why})"
+                             for lr, why in zip(raw["best_lr_on_tuning_seed"], raw["no_best_lr_reason"])],
         "Metric at best lr": raw["best_tuning_value"].map(fmt.number),
         "Final runs' lr": raw["final_runs_lr"].fillna(fmt.MISSING),
         "Final runs": raw["final_runs"].map(fmt.integer),
     })
-    notes = ["The best lr is chosen on the validation metric of the tuning seed; the reported numbers "
-             "come from the 'final' reruns with that setting."]
+    notes = ["The best lr is the leaderboard's choice on the validation metric of the tuning seed, as its "
+             "tuning record says; the reported numbers come from the 'final' reruns with that setting."]
     display = _drop_constant(display, ["Preset"])
     return Table(f"tuning-{slug(suite)}", f"Learning-rate tuning: {suite}", raw, display, notes,
-                 frozenset(display.columns) - {"Optimizer", "Preset", "LRs tried"}, _highlight(raw["optimizer"]))
+                 frozenset(display.columns) - {"Optimizer", "Preset", "LRs tried", "Best lr (tuning)"},
+                 _highlight(raw["optimizer"]))
+
+
+SCORE_FORMULA = ("B = 1/(r_max − 1) · ∫ from 1 to r_max of ρ(τ) dτ, with r_max = {r_max:g}: ρ(τ) is the fraction "
+                 "of suites on which the optimizer's median {what} to the target is within τ times the best "
+                 "optimizer's. A missed target is an infinite ratio and adds nothing, so B = 1 means fastest on "
+                 "every suite and B = 0 never within {r_max:g}× of the best.")
+
+
+def benchmark_score_table(runs: pd.DataFrame, r_max: float = R_MAX) -> Table | None:
+    """AlgoPerf's benchmark score per optimizer across the training suites with a target."""
+    columns = {}
+    for measure, what in (("time", "wall time"), ("steps", "steps")):
+        costs = target_costs(runs, measure)
+        if not costs.empty:
+            columns[measure] = (costs, performance_ratios(costs))
+    if not columns:
+        return None
+    costs, ratios = next(iter(columns.values()))
+    optimizers = sorted({str(o) for _, r in columns.values() for o in r.columns})
+    raw = pd.DataFrame({"optimizer": optimizers})
+    for measure, (_, r) in columns.items():
+        raw[f"score_{measure}"] = benchmark_scores(r, r_max).reindex(optimizers).to_numpy()
+    finite = np.isfinite(ratios.to_numpy(dtype=float))
+    raw["suites"] = len(ratios)
+    raw["targets_reached"] = [int(finite[:, list(ratios.columns).index(o)].sum()) if o in ratios.columns else 0
+                              for o in optimizers]
+    raw["within_r_max"] = [int(((ratios[o] <= r_max) & np.isfinite(ratios[o])).sum()) if o in ratios.columns else 0
+                           for o in optimizers]
+    first = f"score_{next(iter(columns))}"
+    raw = raw.sort_values([first, "optimizer"], ascending=[False, True]).reset_index(drop=True)
+    display = pd.DataFrame({"Optimizer": raw["optimizer"]})
+    if "score_time" in raw:
+        display["Score (wall time)"] = raw["score_time"].map(lambda x: fmt.number(x, 3))
+    if "score_steps" in raw:
+        display["Score (steps)"] = raw["score_steps"].map(lambda x: fmt.number(x, 3))
+    display["Targets reached"] = [f"{r.targets_reached}/{r.suites}" for r in raw.itertuples()]
+    display[f"Within {r_max:g}× of the best"] = [f"{r.within_r_max}/{r.suites}" for r in raw.itertuples()]
+    caption = "Benchmark score (AlgoPerf): " + SCORE_FORMULA.format(r_max=r_max, what="wall time (or steps)")
+    notes = [f"Suites: {', '.join(map(str, ratios.index))}. A suite's cost is the median over the reported seeds "
+             "of the time (or steps) to the target as summary.json records it; a seed that never reached it "
+             "costs infinity.",
+             "An optimizer with no run on a suite counts as not reaching its target there."]
+    return Table("benchmark-score", "Benchmark score per optimizer", raw, display, notes,
+                 frozenset(display.columns) - {"Optimizer"}, _highlight(raw["optimizer"]), caption)
 
 
 def memory_table(memory: pd.DataFrame, runs: pd.DataFrame) -> Table | None:

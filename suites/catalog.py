@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from nightbench.optimizers._user_files import import_user_file
 from nightbench.optimizers.errors import InputError
 
 from .base import ExperimentSuite, Suite, TrainingSuite
@@ -85,16 +84,9 @@ def load_suite_file(path: str | Path) -> list[str]:
         raise SuitePluginError(f"suite file not found: {path}")
     if path in _FILES:
         return _FILES[path]
-    module_name = f"nightbench_user_suite_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise SuitePluginError(f"{path} is not an importable Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_user_file(path, "nightbench_user_suite")
     except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not end nightbench
-        sys.modules.pop(module_name, None)
         raise SuitePluginError(f"{source} failed to import: {type(exc).__name__}: {exc}") from None
     _FILES[path] = _add(_suites_in(module, source), source)
     return _FILES[path]

@@ -20,7 +20,7 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -132,11 +132,16 @@ def trainer_arguments(plan: RunPlan, task: TrainingTask, device: torch.device) -
                 target_value=plan.config["target_value"], progress=plan.request.progress)
 
 
+# Hosts other than this one process, by the type of `RunRequest.deepspeed`; distributed/host.py
+# registers DeepSpeed's when the distributed package is imported (the engine never imports it).
+HOSTS: dict[type, Callable[[RunPlan], Host]] = {}
+
+
 def execute_run(request: RunRequest | RunPlan) -> RunOutcome:
     """Run (or resume, or skip) one run; never overwrites a finished one."""
     plan = request if isinstance(request, RunPlan) else plan_run(request)
     options = plan.request.deepspeed
-    host = options.host(plan) if options is not None else Host(plan)
+    host = Host(plan) if options is None else HOSTS[type(options)](plan)
     return run_lifecycle(plan, host)
 
 

@@ -1,7 +1,7 @@
 """Where everything of a results root lives: the one definition of the on-disk layout.
 
     <results>/<suite>/<preset>/<optimizer>/<run_name>/        one run (see run_dir.py for its files)
-        config.json  metrics.jsonl  checkpoint.pt  summary.json  .lock
+        config.json  metrics.jsonl  checkpoint.pt  checkpoint.prev.pt  summary.json  .lock
     <results>/<suite>/<preset>/<optimizer>/<run_name>.request.json   what the run was asked to do
     <results>/_tuning/<preset>/<suite>/<optimizer>.json       the tuning protocol's record (best lr)
     <results>/_logs/<stage>/<run label>-<pid>.log             a leaderboard child's output
@@ -21,6 +21,8 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before it, kept in case the latest is damaged
+DAMAGED_MARK = ".damaged-"  # a damaged checkpoint is renamed <name>.damaged-<UTC time>, never deleted
 LOCK_FILE = ".lock"
 REQUEST_SUFFIX = ".request.json"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)  # any of them marks a run directory

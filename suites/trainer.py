@@ -11,7 +11,6 @@ micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumula
 from __future__ import annotations
 
 import math
-import os
 import random
 import statistics
 import time
@@ -26,6 +25,7 @@ from nightbench.optimizers import OptimizerSpec, build_scheduler, create, evalua
 
 from .base import TrainingTask
 from .batching import micro_batches, split_batch, to_device
+from .checkpoint_store import CheckpointStore
 from .progress import Progress
 from .run_dir import MetricsLog
 
@@ -65,18 +65,31 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The random streams' states as plain data (tensors, lists, numbers, strings), which a weights-only
+    load reads back: numpy's and Python's own state objects would need globals allow-listed."""
+    kind, key, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "key": key.tolist(), "position": int(position), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    """Restore what _rng_state saved (generators take their state as CPU tensors, wherever it was loaded to)."""
+    torch.set_rng_state(state["torch"].cpu())
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["kind"], np.array(numpy_state["key"], dtype=np.uint32), numpy_state["position"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([cuda_state.cpu() for cuda_state in state["cuda"]])
 
 
 def all_finite(loss: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
@@ -120,29 +133,29 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
+        """The latest checkpoint (the store keeps the one before it beside it)."""
+        return CheckpointStore(self.run_dir).latest
 
     def elapsed(self) -> float:
         return self.state.elapsed + (time.monotonic() - self._session_start)
 
     def save_checkpoint(self) -> None:
-        payload = {
+        CheckpointStore(self.run_dir).save({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": _rng_state(),
             "state": {**self.state.__dict__, "elapsed": self.elapsed()},
-            "metrics_offset": self.log.offset(),
-        }
-        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.checkpoint_path)  # atomic: a kill mid-save leaves the previous checkpoint
+            "metrics_offset": self.log.offset(),  # this checkpoint's own: a resume from it replays what follows
+        })
 
     def load_checkpoint(self) -> bool:
-        if not self.checkpoint_path.exists():
+        """Resume from the newest checkpoint that loads safely (damaged ones are moved aside); False: start again."""
+        payload = CheckpointStore(self.run_dir, required_keys=("model", "optimizer", "scheduler", "rng", "state",
+                                                               "metrics_offset")).load(map_location=self.device)
+        if payload is None:
             self.log.truncate(0)  # records from a session that never checkpointed are replayed
             return False
-        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])

@@ -2,8 +2,8 @@
 
 `MaskedPositionsBertForMaskedLM` is transformers' BertForMaskedLM (same modules, same parameter
 names, tied input/output embeddings) whose forward applies the vocabulary head only at the positions
-to be predicted. The loss is the same; the head over all positions would cost ~7x more for nothing
-(it dominates a small BERT's step, MACHINE.md), as in NVIDIA's and Google's BERT implementations.
+to be predicted. The loss is the same; the head over all positions costs several times more for
+nothing (it dominates a small BERT's step), as in NVIDIA's and Google's BERT implementations.
 """
 
 from __future__ import annotations

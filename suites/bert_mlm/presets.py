@@ -4,7 +4,7 @@ paper  BERT-Base as in Section 5.2 (Devlin et al. 2019's setup): seq 512, 15% ma
        500k steps, linear warmup (10k steps, Devlin et al.) then linear decay. The corpus
        (Wikipedia + BooksCorpus in the paper) and the tokenizer are the user's: --set dataset=... .
 small  A 2-layer BERT (hidden 128) on the offline Python-docs corpus (~430k tokens) with a locally
-       trained 8k WordPiece; 300 steps of 64 x 128 tokens (~0.21 s a step on an idle 2-core CPU).
+       trained 8k WordPiece; 300 steps of 64 x 128 tokens.
 ci     A 1-layer toy on a slice of the same corpus; seconds.
 Keys: see `KEY_HELP` below.
 """

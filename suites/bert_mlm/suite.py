@@ -19,7 +19,6 @@ class BertMLMSuite(TrainingSuite):
                    "paper = BERT-Base, seq 512, batch 256, 500k steps")
     presets = PRESETS
     target_metric = "mlm_accuracy"
-    higher_is_better = True
     target_values = TARGET_VALUES
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:

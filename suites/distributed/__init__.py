@@ -16,6 +16,7 @@ host          the engine's Host for a rank: rank 0 owns the run directory; failu
 weights       the fp32 weights in a run's DeepSpeed checkpoint
 """
 
+from . import host  # noqa: F401 - registers the DeepSpeed host with the engine
 from .ds_config import DeepSpeedOptions
 
 __all__ = ["DeepSpeedOptions"]

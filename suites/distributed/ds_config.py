@@ -37,12 +37,6 @@ class DeepSpeedOptions:
         if self.zero_stage is not None and self.zero_stage not in ZERO_STAGES:
             raise ConfigError(f"invalid --zero-stage {self.zero_stage!r}: expected one of {ZERO_STAGES}")
 
-    def host(self, plan: Any) -> Any:
-        """The engine's Host for this rank of the launch (imported here: DeepSpeed loads only when used)."""
-        from .host import DeepSpeedHost
-
-        return DeepSpeedHost(plan)
-
 
 def read_user_config(path: str | None) -> dict[str, Any]:
     """The user's DeepSpeed JSON as a dict ({} without one); a clear error for a bad file."""

@@ -31,10 +31,10 @@ import torch.distributed
 
 from ..base import BuildContext, TrainingSuite, TrainingTask
 from ..config import ConfigError
-from ..engine import SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError, trainer_arguments
+from ..engine import HOSTS, SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError, trainer_arguments
 from ..plan import RunPlan
 from ..run_dir import RunLockedError, atomic_write_text, read_json, run_lock
-from .ds_config import deepspeed_settings, with_batch, zero_stage
+from .ds_config import DeepSpeedOptions, deepspeed_settings, with_batch, zero_stage
 from .launch import ProcessGroup, broadcast_from_main, join_process_group
 from .support import check_supported, optimizer_view, probe_optimizer
 from .trainer import DeepSpeedTrainer, check_resumable, latest_checkpoint_meta
@@ -205,3 +205,6 @@ def _write_rank_failure(run_dir: Path, session: str, rank: int, error: str, trac
     record = {"session": session, "rank": rank, "host": os.uname().nodename, "time": time.time(), "error": error,
               "traceback": trace}
     atomic_write_text(Path(run_dir) / "failures" / f"rank-{rank}.json", json.dumps(record, indent=2) + "\n")
+
+
+HOSTS[DeepSpeedOptions] = DeepSpeedHost  # the engine runs a request with DeepSpeed options through this host

@@ -21,16 +21,17 @@ import torch
 from nightbench.optimizers import has_eval_swap
 
 from ..batching import split_batch
+from ..checkpoint_store import CheckpointStore, announce_on_stderr, load_weights_only
 from ..config import ConfigError
 from ..run_dir import atomic_write_json, atomic_write_text, read_json
 from ..trainer import Trainer, TrainingState, _rng_state, _set_rng_state, seed_everything
 from .launch import ProcessGroup, all_reduce_sum, barrier, broadcast_from_main
 from .ds_config import zero_stage
+from .safe_load import META_FILE, complete_tags, read_latest, tag_step, usable_tag
 from .support import optimizer_view
 from .zero_pieces import ZeroPieces
 
 CHECKPOINT_DIR = "deepspeed"  # inside the run directory; DeepSpeed's own layout below it
-META_FILE = "nightbench.json"  # per tag: world size, ZeRO stage and step of the checkpoint
 
 
 class NullLog:
@@ -136,42 +137,46 @@ class DeepSpeedTrainer(Trainer):
             atomic_write_json(tag_dir / META_FILE, {"world_size": self.group.world_size, "step": self.state.step,
                                                 "zero_stage": zero_stage(self.ds_config), "optimizer_view": self.view})
             atomic_write_text(self.checkpoint_dir / "latest", tag)  # DeepSpeed's pointer, replaced atomically
+            earlier = [t for t in complete_tags(self.checkpoint_dir) if tag_step(t) < self.state.step]
+            keep = {tag, *earlier[:1]}  # this checkpoint and the one before it (a fallback if this one is damaged)
             for old in self.checkpoint_dir.iterdir():
-                if old.is_dir() and old.name != tag:
-                    shutil.rmtree(old, ignore_errors=True)
+                if old.is_dir() and tag_step(old.name) is not None and old.name not in keep:
+                    shutil.rmtree(old, ignore_errors=True)  # tags set aside as damaged are not step<N>: kept
         barrier()
 
     def load_checkpoint(self) -> bool:
+        """Resume from the newest tag whose files load safely (damaged tags are set aside); False: start again."""
         tag = broadcast_from_main(self._latest_tag() if self.group.is_main else None)
         if tag is None:
-            if (self.run_dir / "checkpoint.pt").exists():
+            if CheckpointStore(self.run_dir).exists():
                 raise ConfigError(f"{self.run_dir} holds a checkpoint of a run without --deepspeed; "
                                   "resume it without --deepspeed, or start over in another --results folder")
             self.log.truncate(0)
             return False
-        meta = broadcast_from_main(latest_checkpoint_meta(self.run_dir) if self.group.is_main else None) or {}
+        tag_dir = self.checkpoint_dir / tag
+        meta = broadcast_from_main(read_json(tag_dir / META_FILE) if self.group.is_main else None) or {}
         check_resumable(meta, zero_stage(self.ds_config), self.group.world_size)
         path, client_state = self.engine.load_checkpoint(str(self.checkpoint_dir), tag=tag, load_optimizer_states=True,
                                                          load_lr_scheduler_states=False, load_module_strict=True)
         if path is None:
-            raise RuntimeError(f"DeepSpeed could not load the checkpoint {self.checkpoint_dir / tag}")
+            raise RuntimeError(f"DeepSpeed could not load the checkpoint {tag_dir}")
         self.scheduler.load_state_dict(client_state["scheduler"])
         self.state = TrainingState(**client_state["state"])
         self.log.truncate(client_state["metrics_offset"])
-        rng_file = self.checkpoint_dir / tag / f"rng_rank{self.group.rank}.pt"
+        rng_file = tag_dir / f"rng_rank{self.group.rank}.pt"
         if meta.get("world_size") == self.group.world_size and rng_file.exists():
-            _set_rng_state(torch.load(rng_file, weights_only=False))
+            _set_rng_state(load_weights_only(rng_file))  # plain data: no global allowed
         else:  # a new world size: ranks start fresh streams from (seed, rank, step)
             seed_everything(rank_seed(self.seed, self.group.rank, self.state.step) if self.group.rank else self.seed)
         self._session_start = time.monotonic()
         return True
 
     def _latest_tag(self) -> str | None:
-        try:
-            tag = (self.checkpoint_dir / "latest").read_text().strip()
-        except OSError:
-            return None
-        return tag if (self.checkpoint_dir / tag).is_dir() else None
+        """(Rank 0) The newest tag whose every file loads without running code; 'latest' is pointed at it."""
+        tag = usable_tag(self.checkpoint_dir, announce=announce_on_stderr)
+        if tag is not None and read_latest(self.checkpoint_dir) != tag:
+            atomic_write_text(self.checkpoint_dir / "latest", tag)  # so every reader of 'latest' sees this tag
+        return tag
 
 
 def _deepspeed_version() -> str:

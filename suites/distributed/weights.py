@@ -2,6 +2,8 @@
 
 For optimizers that train elsewhere than they report (NIGT holds x_t), these are the weights the
 model held when the checkpoint was taken, as in the single-process engine's checkpoint.pt.
+Every file is read without running code from it (safe_load.py); DeepSpeed's ZeRO 1/2 merger,
+which unpickles with weights_only=False, runs only on files that passed that check.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ from pathlib import Path
 import torch
 
 from ..run_dir import read_json
+from .safe_load import MODEL_STATES_FILE, check_tag, load_deepspeed_file, read_latest
 from .trainer import CHECKPOINT_DIR, META_FILE
 
 
 def checkpoint_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:
-    """The model's state dict in the run's latest DeepSpeed checkpoint (fp32 master weights)."""
+    """The model's state dict in the run's latest DeepSpeed checkpoint (fp32 master weights).
+
+    Raises FileNotFoundError without a checkpoint, DamagedCheckpointError (naming the file) for a file
+    that is unreadable or needs a global DeepSpeed's files do not."""
     checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
-    try:
-        tag = (checkpoint_dir / "latest").read_text().strip()
-    except OSError:
-        raise FileNotFoundError(f"{run_dir} has no DeepSpeed checkpoint (no {checkpoint_dir / 'latest'})") from None
+    tag = read_latest(checkpoint_dir)
+    if tag is None:
+        raise FileNotFoundError(f"{run_dir} has no DeepSpeed checkpoint (no {checkpoint_dir / 'latest'})")
+    check_tag(checkpoint_dir / tag)
     meta = read_json(checkpoint_dir / tag / META_FILE) or {}
     if meta.get("zero_stage", 0) == 0:  # every rank held whole fp32 tensors: the module state is exact
-        module = torch.load(checkpoint_dir / tag / "mp_rank_00_model_states.pt", map_location="cpu",
-                            weights_only=False)["module"]
+        module = load_deepspeed_file(checkpoint_dir / tag / MODEL_STATES_FILE)["module"]
         return {name: tensor.float() for name, tensor in module.items()}
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 

@@ -42,14 +42,10 @@ def _schedule_keys(epochs: float) -> dict[str, Any]:
     }
 
 
-# Why `small` keeps ResNet-50 (measured on the shared 2-core machine, batch 64, 28x28): a step
-# takes 0.18 s idle with 2 threads and 0.6-1.0 s with 1 thread under a load of 5-9 (2 threads
-# under that load: up to 10 s: set OMP_NUM_THREADS=1 on a busy machine). The 18 epochs x 22 steps
-# and 6 evaluations took ~4.5 minutes per optimizer there, and ResNet-50 learns the digits in
-# that budget (sgd 0.90, nigt 0.97 top-1), so only the images and the data shrink, not the model.
-# The preset runs 12 epochs (264 steps, about a minute on an idle 2-core CPU) so that the whole
-# default leaderboard (8 optimizers x 2 seeds x 4 suites) stays within an hour; NIGT reached 0.9
-# top-1 by step 132 in the 18-epoch runs.
+# Why `small` keeps ResNet-50: at batch 64 and 28x28 images a CPU trains it on the digits in
+# minutes, and it learns them in that budget, so only the images and the data shrink, not the
+# model. The preset's 12 epochs keep the whole default leaderboard (every optimizer x 2 seeds x
+# every suite) within an hour on a 2-core CPU (the README gives the measured board time).
 SMALL_MODEL_CHOICE = "resnet50"
 
 PRESETS: dict[str, dict[str, Any]] = {

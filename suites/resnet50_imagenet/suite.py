@@ -22,7 +22,6 @@ class ResNetImageNetSuite(TrainingSuite):
                    "90 epochs; small/ci: scikit-learn's digits, upsampled. Metrics: top-1, top-5, loss.")
     presets = PRESETS
     target_metric = "top1"
-    higher_is_better = True
     target_values = TARGET_VALUES
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,3 @@ matters more than speed), and draws its noise from its own generator seeded by (
 key), so units are independent of order and of each other: resume skips the logged ones. All
 optimizers see the same noise streams for the same unit key (common random numbers).
 """
-
-from .suite import SUITE
-
-__all__ = ["SUITE"]

@@ -4,6 +4,10 @@
 across learning rates on the skewed quadratic. Without momentum the floor sits near p whatever the
 lr (the iterate parks where the noise's sign flips, at w = -p); with momentum it lies well below p
 and falls as the lr falls. The tests run them on real runs and on a broken optimizer.
+
+`momentum_rescue` is the one definition of the paper's comparative claim (momentum lowers the
+floor nsgd stalls at): the report's claims section gives it the outcome of each momentum variant
+against nsgd and shows its verdict. It takes plain outcomes, so it needs no statistics library.
 """
 
 from __future__ import annotations
@@ -23,6 +27,45 @@ class Finding:
 
     def __bool__(self) -> bool:
         return self.holds
+
+
+RESCUERS = ("nsgd_momentum", "nigt")  # the momentum variants of normalized SGD
+LOWER, HIGHER = "lower", "higher"  # a rescuer's floor against nsgd's; anything else: cannot tell
+
+
+def rescue_on_problem(outcomes: Iterable[str]) -> bool | None:
+    """On one problem: True when every momentum variant's floor is lower than nsgd's, False when
+    any is higher, None when the outcomes do not decide (or there are none)."""
+    outcomes = list(outcomes)
+    if outcomes and all(o == LOWER for o in outcomes):
+        return True
+    if any(o == HIGHER for o in outcomes):
+        return False
+    return None
+
+
+def is_skewed_example(problem: str) -> bool:
+    """One of the paper's skewed-noise problems (skewed_flat, skewed_quadratic, or a record's own name)."""
+    return "skew" in problem.lower()
+
+
+def deciding_problems(problems: Iterable[str]) -> list[str]:
+    """The problems the verdict rests on: the paper's skewed-noise examples when present, else all."""
+    problems = list(problems)
+    return [p for p in problems if is_skewed_example(p)] or problems
+
+
+def momentum_rescue(per_problem: dict[str, Iterable[str]]) -> tuple[bool | None, list[str]]:
+    """(verdict, the problems it was decided on) from each problem's rescuer outcomes (LOWER/HIGHER/...):
+    True when momentum lowers the floor on every deciding problem, False when it raises it on any,
+    None otherwise."""
+    deciding = deciding_problems(per_problem)
+    verdicts = [rescue_on_problem(per_problem[p]) for p in deciding]
+    if verdicts and all(v is True for v in verdicts):
+        return True, deciding
+    if any(v is False for v in verdicts):
+        return False, deciding
+    return None, deciding
 
 
 def unit_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Synthetic results directories in the engine's documented run-directory format.
 
 `synthetic_results` WRITES (does not mock) a results tree with four suites, several optimizers and
-seeds, the tuning protocol, a diverged, a failed, an incomplete and several damaged run
-directories, and a plugin optimizer whose name is an HTML injection. It returns the directory and
-the values it wrote, so tests derive every expected number from what went into the files.
+seeds, the tuning protocol with its tuning records, a diverged, a failed, an incomplete and several
+damaged run directories, and a plugin optimizer whose name is an HTML injection. It returns the
+directory and the values it wrote, so tests derive every expected number from what went into the
+files. Runs carry the suite facts the engine writes, except the memory_overhead runs (an older
+config with only "suite_kind") and adam's bert summaries (no steps_to_target: an older engine).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from nightbench.suites.layout import tuning_record_path
 
 EVIL = "<script>alert(1)</script>"
 EVIL_RUN = "<img src=x onerror=alert(2)>"
@@ -37,6 +41,18 @@ STEP_TIME = {"sgd": 0.010, "adam": 0.020, "nigt": 0.012, "nsgd": 0.008}
 BERT_FINAL = {"adam": [0.350, 0.352, 0.349], "nigt": [0.401, 0.404, 0.399], EVIL: [0.300, 0.310, 0.305]}
 NIGT_DEFAULT_BERT = [0.20, 0.21]  # superseded by the tuning protocol's 'final' runs
 RESNET_FINAL = {"sgd": [0.61, 0.63], "nigt": [0.62, 0.66]}
+SUITE_FACTS = {  # what config.json's "suite_facts" holds, per suite (memory_overhead: left out on purpose)
+    "bert_mlm": {"kind": "training", "seed_independent": False, "title": "BERT masked-language-model pre-training",
+                 "description": "NIGT against Adam on MLM accuracy.",
+                 "report_sections": ["leaderboard", "learning_curves"]},
+    "resnet50_imagenet": {"kind": "training", "seed_independent": False, "title": "ResNet-50 image classification",
+                          "description": "NIGT against SGD-momentum on top-1.",
+                          "report_sections": ["leaderboard", "learning_curves"]},
+    "small_batch_variance": {"kind": "experiment", "seed_independent": False, "title": "Small-batch variance",
+                             "description": "Gradient-norm floors at small batch sizes.",
+                             "report_sections": ["small_batch_variance"]},
+}
+LEGACY_KIND = {"memory_overhead": "experiment"}  # configs written before suite_facts existed
 
 
 @dataclass
@@ -67,8 +83,11 @@ class RunWriter:
 
     def config(self, suite: str, optimizer: str, seed: int, run_name: str, *, protocol: str = "default",
                lr: float = 1e-3, target_metric: str | None = None, target_value: float | None = None,
-               higher_is_better: bool = True) -> dict[str, Any]:
-        return {
+               higher_is_better: bool = True, facts: dict | None = None) -> dict[str, Any]:
+        """A config.json; `facts` (else SUITE_FACTS[suite]) becomes "suite_facts" when there is one."""
+        facts = facts if facts is not None else SUITE_FACTS.get(suite)
+        known = {"suite_facts": facts} if facts else {"suite_kind": LEGACY_KIND[suite]} if suite in LEGACY_KIND else {}
+        return {**known,
             "suite": suite, "preset": self.preset, "optimizer": optimizer, "seed": seed, "run_name": run_name,
             "protocol": protocol, "hyperparameters": {"lr": lr, "beta": 0.9}, "policy": {"exclude_ndim_le": 1},
             "suite_config": {"steps": 50}, "overrides": {}, "optimizer_spec": {"name": optimizer, "paper": "",
@@ -80,12 +99,13 @@ class RunWriter:
     def training_run(self, suite: str, optimizer: str, seed: int, final: float, *, metric: str, target: float,
                      protocol: str = "default", lr: float = 1e-3, status: str = "completed",
                      error: str | None = None, summary_has_target: bool = True, run_name: str | None = None,
-                     steps: int = 50) -> Path:
-        """A training run whose eval metric rises linearly to `final`; time = 0.1 s per step."""
+                     steps: int = 50, facts: dict | None = None) -> Path:
+        """A training run whose eval metric rises linearly to `final`; time = 0.1 s per step.
+        `summary_has_target=False` leaves steps/time to target out of summary.json (an older engine)."""
         run_name = run_name or f"{protocol}-lr{lr:g}-seed{seed}"
         path = self.run_dir(suite, optimizer, run_name)
         config = self.config(suite, optimizer, seed, run_name, protocol=protocol, lr=lr,
-                             target_metric=metric, target_value=target)
+                             target_metric=metric, target_value=target, facts=facts)
         (path / "config.json").write_text(json.dumps(config))
         lines, reach = [], None
         last = steps if status != "diverged" else steps // 2
@@ -105,13 +125,27 @@ class RunWriter:
         summary = {"status": status, "diverged_step": last if status == "diverged" else None, "error": error,
                    "final_metrics": {metric: final} if status == "completed" else {},
                    "target_metric": metric, "target_value": target,
-                   "steps_to_target": reach[0] if reach and summary_has_target else None,
-                   "time_to_target": reach[1] if reach and summary_has_target else None,
                    "steps": last, "wall_time": 0.1 * last + 1.0, "step_time_median": 0.1,
                    "data_wait_fraction": 0.0, "finished": "2025-01-01T01:00:00"}
+        if summary_has_target:  # the engine's own record of the first evaluation at the target
+            summary["steps_to_target"], summary["time_to_target"] = reach if reach else (None, None)
         (path / "summary.json").write_text(json.dumps(summary))
         if status == "completed":
             self.final_values.setdefault((suite, optimizer, protocol), []).append(final)
+        return path
+
+    def tuning_record(self, suite: str, optimizer: str, tried: list[tuple[float, Path, str, float | None]], *,
+                      metric: str, higher_is_better: bool = True, best_lr: float | None = None,
+                      best_value: float | None = None, reason: str | None = None) -> Path:
+        """The leaderboard's tuning record: `tried` holds (lr, run directory, status, value)."""
+        path = tuning_record_path(self.root, self.preset, suite, optimizer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "suite": suite, "preset": self.preset, "optimizer": optimizer, "metric": metric,
+            "higher_is_better": higher_is_better, "tuning_seed": 0, "grid": "local",
+            "tried": [{"lr": lr, "run_dir": run_dir.relative_to(self.root).as_posix(), "status": status,
+                       "value": value} for lr, run_dir, status, value in tried],
+            "best_lr": best_lr, "best_value": best_value, "reason": reason}))
         return path
 
     def experiment_run(self, suite: str, optimizer: str, records: list[dict], seed: int = 0) -> Path:
@@ -138,11 +172,17 @@ def write_synthetic_results(root: Path) -> RunWriter:
         writer.training_run("bert_mlm", "nigt", seed, final, metric="mlm_accuracy", target=0.3,
                             protocol="final", lr=1e-2)
     for optimizer, values in (("nigt", (0.30, 0.38, 0.40)), ("adam", (0.33, 0.35, 0.20))):
+        tried = []
         for lr, value in zip((1e-4, 1e-3, 1e-2), values):
-            writer.training_run("bert_mlm", optimizer, 0, value, metric="mlm_accuracy", target=0.3,
-                                protocol="tuning", lr=lr)
-        writer.training_run("bert_mlm", optimizer, 0, 0.0, metric="mlm_accuracy", target=0.3, protocol="tuning",
-                            lr=1.0, status="diverged")
+            path = writer.training_run("bert_mlm", optimizer, 0, value, metric="mlm_accuracy", target=0.3,
+                                       protocol="tuning", lr=lr)
+            tried.append((lr, path, "completed", value))
+        path = writer.training_run("bert_mlm", optimizer, 0, 0.0, metric="mlm_accuracy", target=0.3,
+                                   protocol="tuning", lr=1.0, status="diverged")
+        tried.append((1.0, path, "diverged", None))
+        best = max((t for t in tried if t[3] is not None), key=lambda t: t[3])  # as the leaderboard chooses
+        writer.tuning_record("bert_mlm", optimizer, tried, metric="mlm_accuracy", best_lr=best[0],
+                             best_value=best[3])
     for optimizer, values in RESNET_FINAL.items():
         for seed, final in enumerate(values):
             writer.training_run("resnet50_imagenet", optimizer, seed, final, metric="top1", target=0.6)

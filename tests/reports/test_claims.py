@@ -98,3 +98,30 @@ def test_rescue_refuted_when_momentum_floor_is_higher(tmp_path, run_writer):
                     "unit_seed": s, "floor": floor * (1 + 0.01 * s)} for s in range(3)]
         writer.experiment_run("small_batch_variance", optimizer, records)
     assert _claims_for(tmp_path)["momentum_rescue"].verdict == REFUTES
+
+
+def _floors(writer, floors_by_optimizer, problem="skewed_noise"):
+    for optimizer, floors in floors_by_optimizer.items():
+        records = [{"kind": "sbv_unit", "unit": f"u{s}", "problem": problem, "batch_size": 1, "lr": 0.1,
+                    "unit_seed": s, "floor": floor} for s, floor in enumerate(floors)]
+        writer.experiment_run("small_batch_variance", optimizer, records)
+
+
+def test_rescue_cannot_tell_from_one_unit_seed(tmp_path, run_writer):
+    _floors(run_writer(tmp_path), {"nsgd": [0.5], "nsgd_momentum": [0.05], "nigt": [0.04]})
+    claim = _claims_for(tmp_path)["momentum_rescue"]
+    assert claim.verdict == UNKNOWN
+    assert claim.reason.startswith("fewer than two unit seeds on a side, so no interval (nsgd_momentum − nsgd, "
+                                   "floor on skewed_noise at batch 1: -0.45; nigt − nsgd")
+    assert len(claim.comparisons) == 2
+
+
+def test_rescue_cannot_tell_when_intervals_cross_zero(tmp_path, run_writer):
+    _floors(run_writer(tmp_path), {"nsgd": [0.5, 0.3], "nsgd_momentum": [0.45, 0.2], "nigt": [0.01, 0.011]})
+    claim = _claims_for(tmp_path)["momentum_rescue"]
+    assert claim.verdict == UNKNOWN
+    (overlapping,) = [c for c in claim.comparisons if c.ours == "nsgd_momentum"]
+    needed = overlapping.difference.seeds_needed
+    assert needed and needed > 2
+    assert "overlaps zero (nsgd_momentum − nsgd" in claim.reason
+    assert f"about {needed:,} seeds per optimizer would separate the smallest of these differences" in claim.reason

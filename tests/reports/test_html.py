@@ -210,3 +210,34 @@ def test_several_presets_are_kept_apart(tmp_path, run_writer):
     # the claim is judged at the largest scale present
     assert "at this run's scale (preset small)" in parser.section_text("claims")
     assert "0.555" in parser.section_text("claims")  # nigt's small-preset mean (0.55 + 0.56) / 2
+
+
+def test_per_seed_csv_has_one_row_per_run(page, synthetic, synthetic_results):
+    _, parser = page
+    seeds = _csv(parser, "seeds-bert_mlm.csv")
+    written = [p for p in synthetic.run_dirs if p.relative_to(synthetic.root).parts[0] == "bert_mlm"]
+    assert sorted(seeds["run_dir"]) == sorted(p.relative_to(synthetic.root).as_posix() for p in written)
+    completed = seeds[(seeds["status"] == "completed") & (seeds["protocol"] == "final")]
+    assert sorted(completed["final_value"]) == pytest.approx(sorted(synthetic.final_values[("bert_mlm", "nigt",
+                                                                                             "final")]))
+    assert sorted(completed["final.mlm_accuracy"]) == pytest.approx(sorted(completed["final_value"]))
+    reported = seeds[seeds["reported"]]
+    assert set(reported["protocol"]) == {"default", "final"}  # the tuning runs are listed, not reported
+    assert not ((reported["optimizer"] == "nigt") & (reported["protocol"] == "default")).any()
+    assert "Download per-seed CSV" in " ".join(parser.text)
+
+
+def test_claims_carry_difference_power_and_seeds(page):
+    _, parser = page
+    claims = parser.section_text("claims")
+    for heading in ("Difference, interval", "Detectable at 80% power", "Seeds to detect the difference"):
+        assert heading in claims
+    assert "Welch t, 95%" in claims and "scipy.stats.nct" in claims
+    assert "seeds per optimizer would separate a difference this size" in claims  # resnet cannot tell
+
+
+def test_score_table_beside_the_profile(page):
+    _, parser = page
+    profile = parser.section_text("profile-section")
+    assert "Benchmark score per optimizer" in profile and "r_max = 4" in profile
+    assert "benchmark-score" in parser.ids

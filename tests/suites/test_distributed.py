@@ -1,6 +1,6 @@
 """Runs under DeepSpeed: 2 processes (gloo) give the 1-process answers; kill and resume; refusals.
 
-Launches are few because each costs ~10 s of start-up here: one `torchrun` launch runs every
+Launches are few because each costs seconds of start-up: one `torchrun` launch runs every
 (optimizer, ZeRO stage) of the comparison through the engine (tests/suites/distributed/driver.py);
 the kill-and-resume test adds three more. The 1-process references run in this process.
 """

@@ -1,6 +1,6 @@
 """The small-batch variance suite: the paper's findings on the ci preset, and the suite's mechanics.
 
-Findings (ALGORITHMS.md, "What theory predicts"), on the skewed quadratic at batch 1, ci preset,
+Findings (Cutkosky & Mehta 2020, Sections 2-4), on the skewed quadratic at batch 1, ci preset,
 seed 0: nsgd parks at a floor near p whatever the lr; nsgd_momentum and nigt end well below p and
 lower still at a 10x smaller lr. nsgd_momentum/nigt with beta = 0 ARE nsgd, so they must fail the
 momentum check: that is how we know the check can fail.

@@ -1,4 +1,4 @@
-"""Runs several DeepSpeed runs in ONE launch (each launch costs ~10 s of start-up on CPU).
+"""Runs several DeepSpeed runs in ONE launch (each launch costs seconds of start-up on CPU).
 
     torchrun --standalone --nproc_per_node 2 -m tests.suites.distributed.driver plan.json
 

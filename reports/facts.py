@@ -1,0 +1,61 @@
+"""What a suite says about itself, as its runs recorded it: kind, title, and the report sections it gets.
+
+A run's config.json carries the suite's facts under "suite_facts" (written by the engine from the
+suite's own declaration). Runs written before that field existed get the sections their suite had
+then: a training suite its leaderboard and learning curves, the two experiment suites their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE = (
+    "leaderboard", "learning_curves", "memory", "small_batch_variance")
+SECTIONS = (LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE)
+TRAINING_SECTIONS = (LEADERBOARD, LEARNING_CURVES)
+# Before suites declared their sections: the experiment suites' sections, by suite name.
+LEGACY_EXPERIMENT_SECTIONS = {"memory_overhead": (MEMORY,), "small_batch_variance": (SMALL_BATCH_VARIANCE,)}
+
+
+@dataclass(frozen=True)
+class SuiteFacts:
+    kind: str  # "training" | "experiment"
+    title: str
+    description: str
+    sections: tuple[str, ...]
+    declared: bool  # False: inferred for a run written before configs carried suite_facts
+
+
+def facts_from_config(config: dict[str, Any], suite: str | None) -> SuiteFacts:
+    """The facts one run recorded, or the fallback for a config without "suite_facts"."""
+    name = str(suite or config.get("suite") or "")
+    description = config.get("suite_description") if isinstance(config.get("suite_description"), str) else ""
+    declared = config.get("suite_facts")
+    if isinstance(declared, dict):
+        sections = declared.get("report_sections")
+        sections = tuple(s for s in sections if s in SECTIONS) if isinstance(sections, (list, tuple)) else ()
+        kind = declared.get("kind") if declared.get("kind") in ("training", "experiment") else "experiment"
+        title = declared.get("title") if isinstance(declared.get("title"), str) and declared.get("title") else name
+        text = declared.get("description") if isinstance(declared.get("description"), str) else description
+        return SuiteFacts(kind, title, text, sections, True)
+    kind = config.get("suite_kind")
+    if kind not in ("training", "experiment"):  # older still: a suite with a target metric trains
+        kind = "experiment" if name in LEGACY_EXPERIMENT_SECTIONS or not config.get("target_metric") else "training"
+    sections = TRAINING_SECTIONS if kind == "training" else LEGACY_EXPERIMENT_SECTIONS.get(name, ())
+    return SuiteFacts(kind, name, description, sections, False)
+
+
+def suite_facts(runs: pd.DataFrame) -> SuiteFacts | None:
+    """One suite's facts from its runs: the most recent run that declared them, else the fallback
+    (a training suite's if any run looks like training: a damaged run may have lost its target)."""
+    if runs.empty or "suite_facts" not in runs.columns:
+        return None
+    facts = [f for f in runs.sort_values("created", na_position="first")["suite_facts"] if isinstance(f, SuiteFacts)]
+    declared = [f for f in facts if f.declared]
+    if declared:
+        return declared[-1]
+    training = [f for f in facts if f.kind == "training"]
+    return (training or facts or [None])[-1]
