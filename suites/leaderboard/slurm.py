@@ -176,17 +176,12 @@ class SlurmExecutor(Executor):
 
     def _ended_state(self, plan: RunPlan, record: dict, now: float) -> str | None:
         """The state of a run whose job has left the queue (None: look again at the next poll)."""
-        summary = read_summary(plan.run_dir)
-        if summary and summary.get("status") and summary_is_current(plan.run_dir, record):
-            return summary["status"]
-        error = job_error(record)
-        if error is not None:
-            _record_job_failure(plan, record, error)
-            return "failed"
-        first_seen = self._vanished.setdefault(plan.run_dir, now)
-        if now - first_seen < VANISHED_GRACE_S:
+        state = job_state(plan.run_dir, record, queue={})
+        if state == "failed" and not summary_is_current(plan.run_dir, record):
+            _record_job_failure(plan, record, job_error(record) or "")  # the job raised: say so in the run
+        if state == INTERRUPTED and now - self._vanished.setdefault(plan.run_dir, now) < VANISHED_GRACE_S:
             return None
-        return INTERRUPTED
+        return state
 
 
 def _failed_summary(error: str, **extra) -> dict:

@@ -204,8 +204,10 @@ def check_options(options: SlurmOptions) -> SlurmOptions:
         raise SlurmOptionError(f"invalid poll_seconds {options.poll_seconds!r}: expected a number of seconds > 0")
     if options.zero_stage is not None and options.zero_stage not in (0, 1, 2, 3):
         raise SlurmOptionError(f"invalid zero_stage {options.zero_stage!r}: expected 0, 1, 2 or 3")
-    if options.deepspeed_config is not None and not Path(options.deepspeed_config).is_file():
-        raise SlurmOptionError(f"--deepspeed-config {options.deepspeed_config}: no such file")
+    if options.deepspeed_config is not None:
+        if not Path(options.deepspeed_config).is_file():
+            raise SlurmOptionError(f"--deepspeed-config {options.deepspeed_config}: no such file")
+        options = replace(options, deepspeed_config=str(Path(options.deepspeed_config).resolve()))  # jobs start elsewhere
     for text in ("partition", "account", "qos"):
         value = getattr(options, text)
         if value is not None and (not isinstance(value, str) or not value.strip()):
