@@ -1,4 +1,4 @@
-"""The `nightbench` command line: list, run, leaderboard, report.
+"""The `nightbench` command line: list, run, leaderboard, status, report.
 
 Exit status: 0 success; 1 a run failed (or diverged, for `run`), or nightbench hit a bug (it says
 so, and writes the traceback to a file); 2 bad input (the message says what would be accepted);
@@ -171,6 +171,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return run_leaderboard_from_args(args)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import status_report
+
+    print(status_report(args.results_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightbench", description="A benchmark suite for deep-learning optimizers.")
     # The deepspeed launcher passes --local_rank=N first; the rank is read from LOCAL_RANK instead.
@@ -220,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="run every suite x optimizer x seed (resumable), then write the report")
     add_leaderboard_arguments(p)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("status", help="where the runs of a results folder stand: counts per suite and stage, SLURM jobs")
+    p.add_argument("results_dir")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

@@ -44,6 +44,11 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", default=None, help="report path (default <results>/report-<preset>.html)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--device", default=None)
+    p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: processes on this machine (default); slurm: one SLURM job array per stage")
+    from .slurm_options import add_slurm_arguments
+
+    add_slurm_arguments(p)
 
 
 def settings_from_args(args: argparse.Namespace) -> BoardSettings:
@@ -54,6 +59,12 @@ def settings_from_args(args: argparse.Namespace) -> BoardSettings:
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:
+    if getattr(args, "executor", "local") == "slurm":
+        from .slurm import slurm_executor_from_args
+
+        return slurm_executor_from_args(args)
+    if getattr(args, "detach", False):
+        raise ConfigError("--detach applies to --executor slurm (local runs end with this process)")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
     return LocalExecutor(args.jobs, RUN_MODULE, args.results)

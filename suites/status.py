@@ -1,0 +1,147 @@
+"""`nightbench status RESULTS`: where every run of a results root stands, per suite and stage.
+
+    suite / stage            queued  running  completed  diverged  failed  interrupted  pending
+    bert_mlm / tuning             0        4          2         0       0            0        0
+      SLURM jobs: 31_[0-5]
+
+A run's state comes from its directory (summary.json; the job record of a SLURM run) and, for a
+run whose job is queued or running, from squeue. Failed and interrupted runs are listed with
+their error and the path of their SLURM log. Reads only; never submits or changes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import CONFIG_FILE, METRICS_FILE, REQUEST_SUFFIX, RUN_DEPTH, SUMMARY_FILE
+from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
+                                      squeue_states, summary_is_current)
+from .run_dir import read_json
+
+STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "pending", "unknown")
+ALWAYS_SHOWN = ("queued", "running", "completed", "diverged", "failed")
+
+
+@dataclass
+class RunStatus:
+    run_dir: Path
+    suite: str
+    stage: str
+    state: str
+    job_id: str | None = None
+    jobs: tuple[str, ...] = ()
+    log: str | None = None
+    error: str | None = None
+
+
+def find_runs(results: Path) -> list[Path]:
+    """Run directories (with a run file or a job record) and planned runs (a request file), at the run depth."""
+    found: set[Path] = set()
+    for current, dirnames, filenames in os.walk(results):
+        here = Path(current)
+        depth = len(here.relative_to(results).parts)
+        if depth == 0:
+            dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
+        if depth == RUN_DEPTH - 1:
+            found.update(here / f[: -len(REQUEST_SUFFIX)] for f in filenames if f.endswith(REQUEST_SUFFIX))
+        if depth == RUN_DEPTH:
+            if {CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, JOB_FILE} & set(filenames):
+                found.add(here)
+            dirnames[:] = []
+    return sorted(found)
+
+
+def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
+    """One run's state; queue None: squeue could not be asked."""
+    request = read_json(run_dir.with_name(run_dir.name + REQUEST_SUFFIX)) or {}
+    config = read_json(run_dir / CONFIG_FILE) or {}
+    summary = read_json(run_dir / SUMMARY_FILE) or {}
+    record = read_job(run_dir)
+    suite = config.get("suite") or request.get("suite") or run_dir.parts[-4]
+    stage = (record or {}).get("stage") or config.get("protocol") or request.get("protocol") or "?"
+    status = RunStatus(run_dir, suite, stage, "pending")
+    if record is not None:
+        status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
+        status.state = job_state(run_dir, record, queue)
+        if status.state == "failed":
+            error = summary.get("error") if summary_is_current(run_dir, record) else job_error(record)
+            status.error = error.strip().splitlines()[-1] if error else None
+    elif summary.get("status"):  # a run of another executor
+        status.state, status.error = summary["status"], summary.get("error")
+    elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
+        status.state = "interrupted"  # started, never finished: the same command resumes it
+    return status
+
+
+def compress_job_ids(job_ids: list[str]) -> str:
+    """'31_0 31_1 31_2 31_5 40' -> '31_[0-2,5] 40'."""
+    arrays: dict[str, list[int]] = defaultdict(list)
+    singles = []
+    for job_id in job_ids:
+        match = re.fullmatch(r"(\d+)_(\d+)", job_id)
+        if match:
+            arrays[match.group(1)].append(int(match.group(2)))
+        else:
+            singles.append(job_id)
+    parts = []
+    for array, indices in sorted(arrays.items(), key=lambda item: int(item[0])):
+        indices = sorted(set(indices))
+        ranges, start, previous = [], indices[0], indices[0]
+        for index in indices[1:] + [None]:
+            if index is not None and index == previous + 1:
+                previous = index
+                continue
+            ranges.append(str(start) if start == previous else f"{start}-{previous}")
+            start = previous = index
+        parts.append(f"{array}_[{','.join(ranges)}]")
+    return " ".join(parts + sorted(singles))
+
+
+def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
+    counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for run in runs:
+        counts[(run.suite, run.stage)][run.state] += 1
+        jobs[(run.suite, run.stage)] += [run.job_id] if run.job_id else []
+    shown = [s for s in STATES if s in ALWAYS_SHOWN or any(c[s] for c in counts.values())]
+    width = max([len("suite / stage")] + [len(f"{s} / {t}") for s, t in counts])
+    lines = [f"{results}: {len(runs)} runs{queue_note}", "",
+             f"{'suite / stage':<{width}}  " + "  ".join(f"{s:>{max(len(s), 5)}}" for s in shown)]
+    for key in sorted(counts):
+        lines.append(f"{' / '.join(key):<{width}}  "
+                     + "  ".join(f"{counts[key][s]:>{max(len(s), 5)}}" for s in shown))
+        if jobs[key]:
+            lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
+    trouble = [r for r in runs if r.state in ("failed", "interrupted")]
+    if trouble:
+        lines += ["", "failed or interrupted (the same leaderboard command submits them again):"]
+        for run in trouble:
+            where = f"job {run.job_id}, log {run.log}" if run.job_id else "local run"
+            lines.append(f"  {run.state:<11} {run.run_dir.relative_to(results)}  ({where})")
+            if run.error:
+                lines.append(f"              {str(run.error).strip().splitlines()[-1][:200]}")
+    return "\n".join(lines)
+
+
+def status_report(results: str | Path) -> str:
+    """The text `nightbench status RESULTS` prints."""
+    from nightbench.optimizers.errors import InputError
+
+    results = Path(results)
+    if not results.is_dir():
+        raise InputError(f"results directory not found: {results} (expected the --results folder of a leaderboard)")
+    run_dirs = find_runs(results)
+    queue, note = None, ""
+    if any((d / JOB_FILE).exists() for d in run_dirs):
+        if not squeue_available():
+            note = " (squeue is not on PATH: whether submitted jobs still run is unknown)"
+        else:
+            try:
+                queue = squeue_states()
+            except SqueueError as exc:
+                note = f" (squeue failed: {exc})"
+    return format_status(results, [run_status(d, queue) for d in run_dirs], note)
