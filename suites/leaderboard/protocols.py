@@ -20,7 +20,7 @@ from typing import Callable
 from ..layout import tuning_record_path
 from ..plan import RunPlan
 from ..run_dir import FINISHED_STATUSES, atomic_write_json, read_summary
-from .executor import Executor, finished_state, run_stage
+from .executor import Executor, run_stage
 from .planner import TUNING_SEED, BoardSettings, Sweep, default_stage, final_stage, tuning_stage
 
 Echo = Callable[[str], None]
@@ -43,7 +43,8 @@ def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo:
         echo(f"[tuning] {suite}/{optimizer}: no positive 'lr' hyperparameter to tune; "
              "its defaults are rerun on the final seeds")
     counts = run_stage(executor, [run for sweep in sweeps for run in sweep.runs], "tuning", wait=wait, echo=echo)
-    waiting = sum(finished_state(run) is None for sweep in sweeps for run in sweep.runs)
+    # a failed tuning run has its result (it ranks last); only runs with no summary yet hold the barrier
+    waiting = sum(read_summary(run.run_dir) is None for sweep in sweeps for run in sweep.runs)
     if waiting:  # the barrier: no final run before every tuning run has its result
         echo(f"[tuning] {waiting} tuning run(s) not finished: the final stage starts once they have "
              "(run the same command again to continue)")

@@ -111,3 +111,33 @@ def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
     (config, summary), = summaries(tmp_path / "results").values()
     assert config["optimizer"] == "board_test_plain_sgd" and summary["status"] == "completed"
     assert config["optimizer_spec"]["source"].startswith("file ")
+
+
+def test_a_failed_tuning_run_ranks_last_and_the_final_stage_still_runs(toy_board, tmp_path):
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(textwrap.dedent('''
+        import torch
+        from nightbench.optimizers import register_optimizer
+
+        @register_optimizer("board_test_flaky_sgd", lr_grid=(0.01, 0.05, 0.5))
+        class FlakySGD(torch.optim.SGD):
+            """SGD that raises (a failed run, not a diverged one) at its largest lr."""
+
+            def __init__(self, params, lr=0.05):
+                super().__init__(params, lr=lr)
+
+            def step(self, closure=None):
+                if self.param_groups[0]["lr"] > 0.1:
+                    raise RuntimeError("flaky at a large lr")
+                return super().step(closure)
+    '''))
+    try:
+        assert board(tmp_path / "results", "--optimizers", "board_test_flaky_sgd", "--tune", "--tune-grid", "full",
+                     "--seeds", "1", "--optimizer-file", str(plugin)) == 1  # a run failed: exit 1, board done
+    finally:
+        optimizer_registry._REGISTRY.pop("board_test_flaky_sgd", None)
+    runs = summaries(tmp_path / "results")
+    tuning = {c["hyperparameters"]["lr"]: s["status"] for c, s in runs.values() if c["protocol"] == "tuning"}
+    assert tuning[0.5] == "failed"
+    finals = [s for c, s in runs.values() if c["protocol"] == "final"]
+    assert len(finals) == 1 and finals[0]["status"] == "completed"
