@@ -6,6 +6,7 @@
     <results>/_tuning/<preset>/<suite>/<optimizer>.json       the tuning protocol's record (best lr)
     <results>/_logs/<stage>/<run label>-<pid>.log             a leaderboard child's output
     <results>/_cache/                                         corpora, tokenizers, datasets (shared)
+    <results>/_slurm/ and <run>/job.json                      the SLURM executor's (leaderboard/slurm_queue.py)
 
 Top-level folders starting with '_' hold no runs. This module imports nothing heavy: the engine,
 the leaderboard and the reports all use it.
