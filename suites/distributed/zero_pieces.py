@@ -88,7 +88,7 @@ class ZeroPieces:
     def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
         summed = values.to(self.device)
         dist.all_reduce(summed, group=self.process_group)
-        return summed.cpu()
+        return summed.to(values.device)  # back where the optimizer keeps it: no host copy on a GPU
 
     # --- the gradient of each piece around the client's step --------------------------------
     def _lend_gradients(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
