@@ -73,8 +73,11 @@ def test_two_boards_on_one_results_root_record_no_false_failure_and_keep_every_l
 
 def test_ctrl_c_leaves_in_flight_runs_resumable_not_failed(tmp_path):
     results = tmp_path / "results"
+    # A shell that starts a job in the background makes it ignore SIGINT, and children inherit that (CI may run
+    # so); a terminal's foreground job does not: give the board the terminal's default disposition.
     board = subprocess.Popen(_board_command(results), cwd=REPO, env=_slow_env("0.2"), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until two runs are training
         started = [d for d in results.glob("toy/ci/*/*") if d.is_dir() and read_metrics(d)]
