@@ -13,7 +13,7 @@ and a host read costs no device synchronization there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -21,6 +21,15 @@ from ._foreach import use_multi_tensor
 from .attached_config import KeepsAttachedConfig
 from .errors import InputError
 from .hyperparams import Hyperparameter, HyperparameterError, validate_values
+from .sharding import NormSharding, get_norm_sharding
+
+
+def run_closure(closure: Callable[[], Any] | None) -> Any:
+    """Call a step closure with gradients enabled (step itself runs under no_grad)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 class NightbenchOptimizer(KeepsAttachedConfig, torch.optim.Optimizer):
@@ -61,6 +70,33 @@ class NightbenchOptimizer(KeepsAttachedConfig, torch.optim.Optimizer):
     def uses_multi_tensor(self) -> bool:
         """Whether this step runs the multi-tensor body (see the module docstring)."""
         return use_multi_tensor(self.foreach, self.param_groups, self.CPU_FOREACH)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step; returns the closure's loss (the closure runs with gradients enabled).
+
+        The shared shape of a step: check, closure, then one of the two bodies a subclass defines,
+        `_single_tensor_step(sharding)` and `_multi_tensor_step(sharding, index_cache)` (the cache
+        keeps each group's layer indices between steps). An optimizer whose step differs in shape
+        (nigt_adaptive evaluates its closure twice) overrides `step` itself.
+        """
+        self._before_step()
+        loss = run_closure(closure)
+        sharding = get_norm_sharding(self)
+        if self.uses_multi_tensor():
+            self._multi_tensor_step(sharding, self.__dict__.setdefault("_layer_index_cache", {}))
+        else:
+            self._single_tensor_step(sharding)
+        return loss
+
+    def _before_step(self) -> None:
+        """A check a subclass runs before each step (none by default)."""
+
+    def _single_tensor_step(self, sharding: NormSharding | None) -> None:
+        raise NotImplementedError(f"{type(self).__name__} defines no single-tensor body")
+
+    def _multi_tensor_step(self, sharding: NormSharding | None, index_cache: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} defines no multi-tensor body")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "foreach": self.foreach}

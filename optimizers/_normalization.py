@@ -112,13 +112,5 @@ class PendingNormalization:
         return [(payload, step_ratio(d, w, scaled)) for (payload, _, _, _, scaled), (d, w) in zip(self.entries, norms)]
 
 
-def run_closure(closure: Any) -> Any:
-    """Call a step closure with gradients enabled (step itself runs under no_grad)."""
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
-
-
 class NormalizedOptimizer(NightbenchOptimizer):
     """Base of the normalized optimizers (nsgd, nsgd_momentum, nigt, nigt_adaptive)."""

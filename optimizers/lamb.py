@@ -18,7 +18,7 @@ time both). Two bodies (see `_base`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -27,7 +27,7 @@ from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, layer_indices, whole_norm_tensors, whole_norms
+from .sharding import NORM_HOOK, NormSharding, layer_indices, whole_norm_tensors, whole_norms
 
 HYPERPARAMETERS = (
     lr_param(),
@@ -103,21 +103,11 @@ class Lamb(NightbenchOptimizer):
         super().__setstate__(state)
         self._scratch = {}
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """One LAMB step; returns the closure's loss if a closure was given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if self.uses_multi_tensor():
-            _multi_tensor_lamb(self.param_groups, self.state, sharding=get_norm_sharding(self),
-                               index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
-        else:
-            self._single_tensor_lamb(get_norm_sharding(self))
-        return loss
+    # `step` is NightbenchOptimizer's: the closure, then one of these two bodies.
+    def _multi_tensor_step(self, sharding: NormSharding | None, index_cache: dict) -> None:
+        _multi_tensor_lamb(self.param_groups, self.state, sharding=sharding, index_cache=index_cache)
 
-    def _single_tensor_lamb(self, sharding: NormSharding | None) -> None:
+    def _single_tensor_step(self, sharding: NormSharding | None) -> None:
         waiting: list | None = [] if sharding is not None else None  # sharded: (p, -u, group) until norms are known
         for group in self.param_groups:
             for p in group["params"]:

@@ -15,7 +15,7 @@ adapts only groups with weight_decay != 0 unless `always_adapt`. This file follo
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -24,7 +24,7 @@ from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, lr_param, weight_decay_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, layer_indices, whole_norm_tensors, whole_norms
+from .sharding import NORM_HOOK, NormSharding, layer_indices, whole_norm_tensors, whole_norms
 
 HYPERPARAMETERS = (
     lr_param(help="global learning rate gamma_0 (the schedule multiplies it); the step is ~gamma*eta*||w||"),
@@ -83,21 +83,11 @@ class Lars(NightbenchOptimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       trust_coefficient=trust_coefficient), foreach)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        """One LARS step; returns the closure's loss if a closure was given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if self.uses_multi_tensor():
-            _multi_tensor_lars(self.param_groups, self.state, sharding=get_norm_sharding(self),
-                               index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
-        else:
-            self._single_tensor_lars(get_norm_sharding(self))
-        return loss
+    # `step` is NightbenchOptimizer's: the closure, then one of these two bodies.
+    def _multi_tensor_step(self, sharding: NormSharding | None, index_cache: dict) -> None:
+        _multi_tensor_lars(self.param_groups, self.state, sharding=sharding, index_cache=index_cache)
 
-    def _single_tensor_lars(self, sharding: NormSharding | None) -> None:
+    def _single_tensor_step(self, sharding: NormSharding | None) -> None:
         waiting = []  # sharded: (group, p, ||w piece||, ||g piece||) until the layers' norms are known
         for group in self.param_groups:
             for p in group["params"]:

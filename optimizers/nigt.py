@@ -19,7 +19,7 @@ multi-tensor one as 0-dim device tensors (`_foreach`); each reads the other's st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -39,14 +39,13 @@ from ._normalization import (
     PendingNormalization,
     dense_grad,
     norm_hyperparameters,
-    run_closure,
     scope,
     step_ratio,
     tensor_norm,
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, normalization_key
+from .sharding import NORM_HOOK, NormSharding, normalization_key
 
 NIGT_HYPERPARAMETERS = (
     lr_param(help="step length eta of each normalized step (multiplied by the schedule)"),
@@ -105,7 +104,8 @@ class LeanNIGT(NormalizedOptimizer):
                            sign * betas / (1 - betas) * sizes)
             group["eval_mode"] = to_eval
 
-    def _check_training(self) -> None:
+    def _before_step(self) -> None:
+        """Refuse to step from the evaluation weights w_t (see `eval`)."""
         if any(g["eval_mode"] for g in self.param_groups):
             raise RuntimeError(
                 f"{self.NAME}.step() was called while the model holds the evaluation weights w_t; "
@@ -244,20 +244,12 @@ class NIGT(LeanNIGT):
         super().__init__(params, dict(lr=lr, beta=beta, norm=norm, weight_norm_scaling=weight_norm_scaling,
                                       weight_decay=weight_decay), foreach)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One NIGT step from x_t to x_{t+1}; returns the closure's loss."""
-        self._check_training()
-        loss = run_closure(closure)
-        sharding = get_norm_sharding(self)
-        if self.uses_multi_tensor():
-            _multi_tensor_nigt(self.param_groups, self.state, sharding=sharding, name=self.NAME,
-                               index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
-        else:
-            self._single_tensor_nigt(sharding)
-        return loss
+    # `step` (one NIGT step from x_t to x_{t+1}) is NightbenchOptimizer's: the training-mode check,
+    # the closure, then one of these two bodies.
+    def _multi_tensor_step(self, sharding: NormSharding | None, index_cache: dict) -> None:
+        _multi_tensor_nigt(self.param_groups, self.state, sharding=sharding, name=self.NAME, index_cache=index_cache)
 
-    def _single_tensor_nigt(self, sharding: NormSharding | None) -> None:
+    def _single_tensor_step(self, sharding: NormSharding | None) -> None:
         pending = PendingNormalization(sharding)
         for group in self.param_groups:
             where, lr, scaled = scope(group), group["lr"], group["weight_norm_scaling"]

@@ -31,12 +31,12 @@ from ._foreach import (
     stacked_state,
     store_state,
 )
+from ._base import run_closure
 from ._normalization import (
     PendingNormalization,
     combined_norm,
     dense_grad,
     norm_hyperparameters,
-    run_closure,
     step_ratio,
     tensor_norm,
 )
@@ -106,7 +106,7 @@ class NIGTAdaptive(LeanNIGT):
                 "same point (declared gradients_per_step=2); pass a closure that zeroes the gradients, "
                 "runs forward/backward on the next half-batch and returns the loss"
             )
-        self._check_training()
+        self._before_step()
         loss_first = run_closure(closure)
         with_grad = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         multi_tensor = self.uses_multi_tensor()

@@ -4,12 +4,12 @@
     nsgd_momentum:  m_1 = g_1;  m_t = beta m_{t-1} + (1 - beta) g_t;  w_{t+1} = w_t - lr_t * r(m_t) * m_t
 with r(d) = 1/||d|| over the normalization group, or ||w||/||d|| with weight-norm scaling
 (conventions for zero norms in `_normalization`). Weight decay is L2 added to the gradient:
-g_t = grad + weight_decay * w_t. `normalized_sgd` runs either body (see `_base`).
+g_t = grad + weight_decay * w_t. Two bodies (see `_base`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -19,14 +19,13 @@ from ._normalization import (
     PendingNormalization,
     dense_grad,
     norm_hyperparameters,
-    run_closure,
     scope,
     step_ratio,
     tensor_norm,
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
-from .sharding import NORM_HOOK, NormSharding, get_norm_sharding, normalization_key
+from .sharding import NORM_HOOK, NormSharding, normalization_key
 
 _PAPER = "Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML)"
 _WEIGHT_DECAY_HELP = "L2 weight decay added to the gradient before normalization"
@@ -47,31 +46,16 @@ class _NormalizedStep(NormalizedOptimizer):
     SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
     MOMENTUM = False
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One step; returns the closure's loss (the closure runs with gradients enabled).
+    # `step` is NightbenchOptimizer's: the closure, then one of these two bodies. Tensors without a
+    # gradient are skipped; a zero direction gives a zero step. All groups at once: the 'global'
+    # normalization group spans them.
+    def _multi_tensor_step(self, sharding: NormSharding | None, index_cache: dict) -> None:
+        _multi_tensor_normalized_sgd(self.param_groups, self.state, momentum=self.MOMENTUM, sharding=sharding,
+                                     name=self.NAME, index_cache=index_cache)
 
-        Tensors without a gradient are skipped. A zero direction gives a zero step.
-        """
-        loss = run_closure(closure)
-        normalized_sgd(self.param_groups, self.state, momentum=self.MOMENTUM, sharding=get_norm_sharding(self),
-                       foreach=self.uses_multi_tensor(), name=self.NAME,
-                       index_cache=self.__dict__.setdefault("_layer_index_cache", {}))
-        return loss
-
-
-def normalized_sgd(param_groups: list[dict], state: Any, *, momentum: bool, sharding: NormSharding | None,
-                   foreach: bool, name: str, index_cache: dict) -> None:
-    """One nsgd (momentum=False) or nsgd_momentum step over all param groups, in either body.
-
-    All groups at once: the 'global' normalization group spans them. `index_cache` keeps the
-    multi-tensor body's device vectors of layer indices (sharded only) between steps.
-    """
-    if foreach:
-        _multi_tensor_normalized_sgd(param_groups, state, momentum=momentum, sharding=sharding, name=name,
-                                     index_cache=index_cache)
-    else:
-        _single_tensor_normalized_sgd(param_groups, state, momentum=momentum, sharding=sharding, name=name)
+    def _single_tensor_step(self, sharding: NormSharding | None) -> None:
+        _single_tensor_normalized_sgd(self.param_groups, self.state, momentum=self.MOMENTUM, sharding=sharding,
+                                      name=self.NAME)
 
 
 def _single_tensor_normalized_sgd(param_groups: list[dict], state: Any, *, momentum: bool,

@@ -224,7 +224,7 @@ def open_splits(config: dict[str, Any]) -> tuple[ImageSplit, ImageSplit]:
             raise DataError(
                 f"dataset '{dataset}' needs a data_path: --set data_path=/path/to/imagenet ({FOLDER_LAYOUT})"
                 if dataset == "folder" else
-                f"dataset 'hf' needs a data_path: --set data_path=<datasets name or save_to_disk folder>"
+                "dataset 'hf' needs a data_path: --set data_path=<datasets name or save_to_disk folder>"
             )
         if dataset == "folder":
             root = Path(data_path).expanduser()
