@@ -47,6 +47,12 @@ class Executor(ABC):
     def adopt(self, plans: Sequence[RunPlan]) -> None:
         """Runs found active (queued/running) from an earlier leaderboard process: wait for them too."""
 
+    def refused(self) -> Sequence[RunPlan]:
+        """Runs the latest `submit` could not start (a scheduler refused them; recorded as failed).
+
+        `wait` reports them as failed; a detached board, which does not wait, counts them itself."""
+        return ()
+
     def close(self) -> None:
         """Release workers; called once when the board is done or interrupted."""
 
@@ -76,8 +82,11 @@ def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait:
         executor.adopt(active)
     if todo:
         executor.submit(todo, stage)
-    if not wait:
-        counts["submitted"] = len(todo) + len(active)
+    if not wait:  # detached: what was refused has already failed, the rest runs on without this process
+        refused = len(executor.refused()) if todo else 0  # refused() speaks of the latest submit
+        counts["submitted"] = len(todo) + len(active) - refused
+        if refused:
+            counts["failed"] = refused
         return counts
     total, started = len(todo) + len(active), time.monotonic()
     if not total:

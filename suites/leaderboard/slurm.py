@@ -77,6 +77,7 @@ class SlurmExecutor(Executor):
     # --- Executor ----------------------------------------------------------------------------
     def submit(self, plans: Sequence[RunPlan], stage: str) -> None:
         # one array per kind of job: what SLURM allocates (processes, cores) is the same for all of its tasks
+        self._refused = []  # the refusals of this submission (an earlier wait has reported its own)
         groups: dict[tuple[bool, int], list[RunPlan]] = defaultdict(list)
         for plan in plans:
             groups[(self._single_process(plan), int(plan.resolved.suite_config["threads"]))].append(plan)
@@ -91,6 +92,9 @@ class SlurmExecutor(Executor):
             self._waiting[plan.run_dir] = plan
             jobs.append((read_job(plan.run_dir) or {}).get("job_id", "?"))
         self.echo(f"re-attached to {len(plans)} SLURM job(s) still queued or running: {' '.join(jobs)}")
+
+    def refused(self) -> Sequence[RunPlan]:
+        return tuple(self._refused)
 
     def status(self, plan: RunPlan) -> str:
         record = read_job(plan.run_dir)

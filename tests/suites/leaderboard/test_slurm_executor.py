@@ -300,3 +300,8 @@ def test_a_job_sbatch_refuses_is_recorded_as_failed_and_the_board_goes_on(slurm_
     assert len(failed) == 2 and all(s["status"] == "failed" for s in failed)
     assert all("invalid partition" in s["error"].lower() for s in failed)
     assert not recorded_jobs(results)  # no job was ever queued
+
+    detached = nightbench(*toy_board(tmp_path / "detached", fast_polling, "--optimizers", "sgd", "--seeds", "1",
+                                     "--slurm-partition", "no_such_partition", "--detach"))
+    assert detached.returncode == 1, detached.stdout + detached.stderr  # not "submitted", exit 0
+    assert "submitted: 0, failed: 1" in detached.stdout
