@@ -3,7 +3,9 @@
 The interval of the difference is Welch's t interval (scipy.stats.ttest_ind, unequal variances)
 when either side has fewer than 5 seeds, else the BCa bootstrap interval resampling each side on
 its own (scipy.stats.bootstrap); it is clipped to the range a difference of the metric can take.
-The power figures use the seed-to-seed standard deviation pooled over both sides (power.py).
+The power figures are Welch's too (power.py), from each side's seed-to-seed standard deviation: what
+the comparison says it could detect, and how many seeds it would take, agree with what its interval
+decides (a "cannot tell" never says the seeds it already has would have been enough).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import stats as scipy_stats
 
 from . import fmt
 from .bounds import UNBOUNDED, clip, difference_range
-from .power import ALPHA, MAX_SEEDS, POWER, detectable_effect, pooled_std, seeds_needed
+from .power import ALPHA, MAX_SEEDS, POWER, welch_detectable, welch_seeds_needed
 from .stats import MIN_SEEDS_FOR_BOOTSTRAP, Interval, bootstrap_interval, seed_interval
 
 WELCH = "Welch t"
@@ -36,7 +38,7 @@ class Difference:
     high: float
     method: str
     higher_is_better: bool
-    spread: float  # pooled seed-to-seed standard deviation (NaN with too few seeds)
+    spreads: tuple[float, float]  # each side's seed-to-seed standard deviation (NaN with one seed)
     detectable: float  # smallest |difference| found with probability POWER at these seed counts
     seeds_needed: int | None  # per optimizer, to find a difference of |value| with probability POWER
     confidence: float = 0.95
@@ -68,8 +70,8 @@ class Difference:
         """How many seeds per optimizer would detect the observed difference, as a clause."""
         if self.seeds_needed is not None:
             return f"about {self.seeds_needed:,} seeds per optimizer would separate a difference this size"
-        if math.isnan(self.spread):
-            return "one seed each: no seed-to-seed spread to size a study from"
+        if self._one_seed_side():
+            return "a side has one seed: no seed-to-seed spread to size a study from"
         if self.value == 0:
             return "the observed difference is zero: no number of seeds would separate it"
         return f"more than {MAX_SEEDS:,} seeds per optimizer would be needed to separate a difference this size"
@@ -78,8 +80,8 @@ class Difference:
         """The same, short, for a table cell."""
         if self.seeds_needed is not None:
             return f"about {self.seeds_needed:,} per optimizer"
-        if math.isnan(self.spread):
-            return f"{fmt.MISSING} (one seed each)"
+        if self._one_seed_side():
+            return f"{fmt.MISSING} (a side has one seed)"
         if self.value == 0:
             return "none (difference 0)"
         return f"more than {MAX_SEEDS:,} per optimizer"
@@ -87,9 +89,12 @@ class Difference:
     def detectable_cell(self) -> str:
         """The smallest difference detectable at POWER with this run's seeds, for a table cell."""
         if math.isnan(self.detectable):
-            return f"{fmt.MISSING} (one seed each)"
+            return f"{fmt.MISSING} (a side has one seed)" if self._one_seed_side() else f"{fmt.MISSING} (no spread)"
         return (f"{fmt.number(self.detectable, 2)} ({self.ours.n} + {self.theirs.n} seeds, "
-                f"s.d. {fmt.number(self.spread, 2)})")
+                f"s.d. {fmt.number(self.spreads[0], 2)} and {fmt.number(self.spreads[1], 2)})")
+
+    def _one_seed_side(self) -> bool:
+        return any(math.isnan(sd) for sd in self.spreads)
 
     def difference_cell(self) -> str:
         if self.outcome == TOO_FEW:
@@ -112,10 +117,10 @@ def compare_seeds(ours: Iterable[float], theirs: Iterable[float], higher_is_bett
     ours_iv, theirs_iv = seed_interval(ours, bounds, confidence), seed_interval(theirs, bounds, confidence)
     a, b = np.asarray(ours_iv.values, dtype=float), np.asarray(theirs_iv.values, dtype=float)
     if len(a) == 0 or len(b) == 0:
-        return Difference(ours_iv, theirs_iv, math.nan, math.nan, math.nan, WELCH, higher_is_better, math.nan,
-                          math.nan, None, confidence)
+        return Difference(ours_iv, theirs_iv, math.nan, math.nan, math.nan, WELCH, higher_is_better,
+                          (math.nan, math.nan), math.nan, None, confidence)
     value = float(a.mean() - b.mean())
-    spread = pooled_std(a, b)
+    spreads = (_seed_spread(a), _seed_spread(b))
     low = high = math.nan
     method = WELCH
     if len(a) >= 2 and len(b) >= 2:
@@ -129,12 +134,15 @@ def compare_seeds(ours: Iterable[float], theirs: Iterable[float], higher_is_bett
             low, high = float(ci.low), float(ci.high)
         limits = difference_range(bounds)
         low, high = clip(low, limits), clip(high, limits)
-    detectable = detectable_effect(len(a), len(b), POWER, ALPHA) * spread
-    if math.isnan(spread):
-        needed = None
-    elif spread == 0:
+    detectable = welch_detectable(*spreads, len(a), len(b), POWER, ALPHA)
+    if spreads == (0.0, 0.0):  # exact values on both sides: any nonzero difference shows with 2 seeds
         needed = 2 if value != 0 else None
     else:
-        needed = seeds_needed(abs(value) / spread, POWER, ALPHA)
-    return Difference(ours_iv, theirs_iv, value, low, high, method, higher_is_better, spread, detectable, needed,
+        needed = welch_seeds_needed(value, *spreads, POWER, ALPHA)
+    return Difference(ours_iv, theirs_iv, value, low, high, method, higher_is_better, spreads, detectable, needed,
                       confidence)
+
+
+def _seed_spread(values: np.ndarray) -> float:
+    """The seed-to-seed standard deviation (ddof 1; NaN with one seed)."""
+    return float(values.std(ddof=1)) if len(values) >= 2 else math.nan

@@ -1,13 +1,24 @@
-"""How many seeds a comparison needs: the power of a two-sided two-sample t test.
+"""How many seeds a comparison needs: the power of a two-sided t test of two means.
 
-With n1 and n2 seeds, a true difference of `effect` seed-to-seed standard deviations (Cohen's d)
-is detected at level alpha with probability
+A t test with df degrees of freedom detects a true difference at level alpha with probability
 
-    power = P(|T| > t_crit),  T ~ noncentral t(df = n1 + n2 - 2, nc = effect / sqrt(1/n1 + 1/n2)),
+    power = P(|T| > t_crit),  T ~ noncentral t(df, nc = difference / its standard error),
 
-where t_crit is the (1 - alpha/2) quantile of the central t with the same df (scipy.stats.nct and
-scipy.stats.t). The smallest detectable difference inverts this in `effect` (scipy.optimize.brentq),
-the seeds needed invert it in n = n1 = n2.
+t_crit the (1 - alpha/2) quantile of the central t with the same df (scipy.stats.nct, scipy.stats.t).
+
+The test is Welch's, the one the report's verdicts use (differences.py), so that what a comparison
+says it can detect agrees with what its interval decides. With per-side seed-to-seed standard
+deviations s1, s2 and n1, n2 seeds: se = sqrt(s1^2/n1 + s2^2/n2), nc = difference / se, and the
+Welch-Satterthwaite df = se^4 / ((s1^2/n1)^2/(n1-1) + (s2^2/n2)^2/(n2-1)) (the usual approximation of
+its power). With equal spreads and seed counts this is exactly the pooled (Student) test's power,
+df = 2n - 2, which Cohen's tables give. With one noisy side and two seeds df is near 1: the interval
+is wide, and so is what 80% power needs. The approximation takes the df as known; Welch's test as run
+estimates it, and at 2-3 seeds a side that costs power (simulated, 3 + 3 seeds, equal spreads, a
+difference of 3 s.d.: 0.68 where the formula says 0.78; from 6 seeds a side they agree within 0.01),
+so at the smallest seed counts "seeds needed" is a lower bound.
+
+The smallest detectable difference inverts power in the difference (scipy.optimize.brentq), the
+seeds needed invert it in n = n1 = n2 (bisection: power grows with n).
 """
 
 from __future__ import annotations
@@ -23,12 +34,8 @@ POWER = 0.8
 MAX_SEEDS = 100_000  # beyond this, "more than" is the honest answer
 
 
-def two_sample_power(effect: float, n1: int, n2: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided two-sample t test (pooled variance) at standardized difference `effect`."""
-    df = n1 + n2 - 2
-    if df < 1:
-        return math.nan
-    noncentrality = abs(effect) / math.sqrt(1 / n1 + 1 / n2)
+def _t_test_power(noncentrality: float, df: float, alpha: float) -> float:
+    """P(|T| > t_crit) for T ~ noncentral t(df, noncentrality), the two-sided test at level alpha."""
     critical = stats.t.ppf(1 - alpha / 2, df)
     upper = float(stats.nct.sf(critical, df, noncentrality))
     # The wrong-direction tail vanishes as the noncentrality grows; scipy then returns NaN for it.
@@ -38,41 +45,62 @@ def two_sample_power(effect: float, n1: int, n2: int, alpha: float = ALPHA) -> f
     return upper + lower
 
 
-def detectable_effect(n1: int, n2: int, power: float = POWER, alpha: float = ALPHA) -> float:
-    """The smallest standardized difference detected with probability `power` (NaN below 3 seeds in all)."""
-    if n1 + n2 - 2 < 1 or n1 < 1 or n2 < 1:
+def _welch_error_and_df(sd1: float, sd2: float, n1: int, n2: int) -> tuple[float, float]:
+    """The standard error of the difference in means and the Welch-Satterthwaite df."""
+    v1, v2 = sd1 ** 2 / n1, sd2 ** 2 / n2
+    return math.sqrt(v1 + v2), (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+
+
+def _welch_defined(sd1: float, sd2: float, n1: int, n2: int) -> bool:
+    return n1 >= 2 and n2 >= 2 and not (math.isnan(sd1) or math.isnan(sd2)) and (sd1 > 0 or sd2 > 0)
+
+
+def welch_power(difference: float, sd1: float, sd2: float, n1: int, n2: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided Welch t test for a true `difference` in means, given each side's
+    seed-to-seed standard deviation; NaN with fewer than two seeds on a side or no spread at all."""
+    if not _welch_defined(sd1, sd2, n1, n2):
         return math.nan
+    error, df = _welch_error_and_df(sd1, sd2, n1, n2)
+    return _t_test_power(abs(difference) / error, df, alpha)
+
+
+def welch_detectable(sd1: float, sd2: float, n1: int, n2: int, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The smallest |difference| Welch's test detects with probability `power` (NaN where it is undefined)."""
+    if not _welch_defined(sd1, sd2, n1, n2):
+        return math.nan
+    error, df = _welch_error_and_df(sd1, sd2, n1, n2)
+    return error * _noncentrality_for(power, df, alpha)
+
+
+def welch_seeds_needed(difference: float, sd1: float, sd2: float, power: float = POWER, alpha: float = ALPHA,
+                       max_seeds: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds per side (n1 = n2 = n >= 2) with which Welch's test detects `difference` with
+    probability `power`, at these standard deviations; None when the difference is 0, when the
+    power is undefined, or when more than `max_seeds` would be needed."""
+    if not difference or math.isnan(difference) or not _welch_defined(sd1, sd2, 2, 2):
+        return None
+    return _fewest_seeds(lambda n: welch_power(difference, sd1, sd2, n, n, alpha), power, max_seeds)
+
+
+def _noncentrality_for(power: float, df: float, alpha: float) -> float:
+    """The noncentrality at which the two-sided t test with df degrees of freedom has this power."""
     upper = 1.0
-    while two_sample_power(upper, n1, n2, alpha) < power:
+    while _t_test_power(upper, df, alpha) < power:
         upper *= 2
-    return float(optimize.brentq(lambda d: two_sample_power(d, n1, n2, alpha) - power, 0.0, upper, xtol=1e-10))
+    return float(optimize.brentq(lambda nc: _t_test_power(nc, df, alpha) - power, 0.0, upper, xtol=1e-10))
 
 
-def seeds_needed(effect: float, power: float = POWER, alpha: float = ALPHA, max_seeds: int = MAX_SEEDS) -> int | None:
-    """The fewest seeds per side (n1 = n2 = n >= 2) that detect `effect` with probability `power`;
-    None when `effect` is 0 or more than `max_seeds` would be needed."""
-    if not effect or math.isnan(effect):
+def _fewest_seeds(power_at, power: float, max_seeds: int) -> int | None:
+    """The first n in 2..max_seeds with power_at(n) >= power (power_at grows with n), else None."""
+    if power_at(max_seeds) < power:
         return None
-    if math.isinf(effect):
-        return 2
-    if two_sample_power(effect, max_seeds, max_seeds, alpha) < power:
-        return None
-    low, high = 2, max_seeds  # power grows with n: bisect for the first n that reaches it
-    if two_sample_power(effect, low, low, alpha) >= power:
+    low, high = 2, max_seeds
+    if power_at(low) >= power:
         return low
     while high - low > 1:
         middle = (low + high) // 2
-        if two_sample_power(effect, middle, middle, alpha) >= power:
+        if power_at(middle) >= power:
             high = middle
         else:
             low = middle
     return high
-
-
-def pooled_std(values_a, values_b) -> float:
-    """The seed-to-seed standard deviation pooled over two groups (NaN with no degree of freedom)."""
-    groups = [np.asarray(list(v), dtype=float) for v in (values_a, values_b)]
-    df = sum(max(len(g) - 1, 0) for g in groups)
-    if df < 1:
-        return math.nan
-    return math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in groups if len(g)) / df)
