@@ -61,7 +61,8 @@ PRESETS: dict[str, dict] = {
         "num_layers": 2, "hidden_size": 128, "num_heads": 2, "intermediate_size": 512, "dropout": 0.0,
         "tokenizer": None, "vocab_size": 8192, "seq_len": 128,
         "validation_fraction": 0.05, "eval_sequences": 512,
-        # 300 steps (about a minute on an idle 2-core CPU) keep the default leaderboard within an hour
+        # 300 steps (2.4-3 min a run, two runs side by side at one thread each on a 2-core CPU) keep
+        # the default leaderboard near an hour (the README gives the measured board time)
         "steps": 300, "warmup_steps": 30, "global_batch_size": 64, "micro_batch_size": 32,
         "eval_every": 100, "num_workers": 0, "tokenize_workers": 0,
     },

@@ -45,7 +45,7 @@ def _schedule_keys(epochs: float) -> dict[str, Any]:
 # Why `small` keeps ResNet-50: at batch 64 and 28x28 images a CPU trains it on the digits in
 # minutes, and it learns them in that budget, so only the images and the data shrink, not the
 # model. The preset's 12 epochs keep the whole default leaderboard (every optimizer x 2 seeds x
-# every suite) within an hour on a 2-core CPU (the README gives the measured board time).
+# every suite) near an hour on a 2-core CPU (the README gives the measured board time).
 SMALL_MODEL_CHOICE = "resnet50"
 
 PRESETS: dict[str, dict[str, Any]] = {
