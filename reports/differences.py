@@ -135,10 +135,7 @@ def compare_seeds(ours: Iterable[float], theirs: Iterable[float], higher_is_bett
         limits = difference_range(bounds)
         low, high = clip(low, limits), clip(high, limits)
     detectable = welch_detectable(*spreads, len(a), len(b), POWER, ALPHA)
-    if spreads == (0.0, 0.0):  # exact values on both sides: any nonzero difference shows with 2 seeds
-        needed = 2 if value != 0 else None
-    else:
-        needed = welch_seeds_needed(value, *spreads, POWER, ALPHA)
+    needed = welch_seeds_needed(value, *spreads, POWER, ALPHA)
     return Difference(ours_iv, theirs_iv, value, low, high, method, higher_is_better, spreads, detectable, needed,
                       confidence)
 

@@ -76,8 +76,13 @@ def welch_seeds_needed(difference: float, sd1: float, sd2: float, power: float =
                        max_seeds: int = MAX_SEEDS) -> int | None:
     """The fewest seeds per side (n1 = n2 = n >= 2) with which Welch's test detects `difference` with
     probability `power`, at these standard deviations; None when the difference is 0, when the
-    power is undefined, or when more than `max_seeds` would be needed."""
-    if not difference or math.isnan(difference) or not _welch_defined(sd1, sd2, 2, 2):
+    power is undefined, or when more than `max_seeds` would be needed. With no spread on either side
+    (exact values) any nonzero difference shows with 2 seeds."""
+    if not difference or math.isnan(difference):
+        return None
+    if sd1 == 0 and sd2 == 0:
+        return 2
+    if not _welch_defined(sd1, sd2, 2, 2):
         return None
     return _fewest_seeds(lambda n: welch_power(difference, sd1, sd2, n, n, alpha), power, max_seeds)
 

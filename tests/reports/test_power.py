@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from nightbench.reports import compare_seeds, load_results, paper_claims
-from nightbench.reports.differences import BETTER, TOO_FEW, UNCLEAR, WELCH, WORSE
+from nightbench.reports.differences import BETTER, NO_SPREAD, TOO_FEW, UNCLEAR, WELCH, WORSE
 from nightbench.reports.power import welch_detectable, welch_power, welch_seeds_needed
 from nightbench.reports.stats import BCA
 
@@ -166,3 +166,10 @@ def test_cannot_tell_says_the_difference_and_the_seeds_it_would_take(tmp_path, r
     (comparison,) = claim.comparisons
     assert comparison.difference.detectable_cell().startswith(
         f"{optimize.brentq(lambda d: welch_by_formula(d, *sds, 2, 2) - 0.8, 1e-4, 50):.2g} (2 + 2 seeds")
+
+
+def test_exact_values_need_two_seeds_for_any_nonzero_difference():
+    diff = compare_seeds([0.5, 0.5], [0.4, 0.4])
+    assert diff.method == NO_SPREAD and diff.low == diff.high == pytest.approx(0.1)
+    assert diff.seeds_needed == 2 and welch_seeds_needed(0.1, 0.0, 0.0) == 2
+    assert compare_seeds([0.5, 0.5], [0.5, 0.5]).seeds_needed is None  # no difference to separate
