@@ -27,6 +27,7 @@ from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
+from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, SECOND_MOMENT, WARMUP, WARMUP_FRACTION
 from .sharding import NORM_HOOK, NormSharding, layer_indices, whole_norm_tensors, whole_norms
 
 HYPERPARAMETERS = (
@@ -49,6 +50,8 @@ _FUSED_DEVICES = ("cpu", "cuda")
     description="LAMB: Adam direction plus decoupled decay, scaled per tensor by phi(||w||)/||u||",
     state_slots=2,
     hyperparameters=HYPERPARAMETERS,
+    search_space={"lr": LR_AROUND_DEFAULT, "beta1": MOMENTUM, "beta2": SECOND_MOMENT, "weight_decay": DECOUPLED_DECAY,
+                  WARMUP_FRACTION: WARMUP},
 )
 class Lamb(NightbenchOptimizer):
     """LAMB as in the paper's Algorithm 2 (bias-corrected moments, per-tensor trust ratio).

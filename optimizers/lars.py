@@ -24,6 +24,7 @@ from ._normalization import tensor_norm
 from ._foreach import Bucket, add_scaled, buckets, joined, norms, split_by_bucket
 from .hyperparams import Hyperparameter, lr_param, weight_decay_param
 from .registry import register_optimizer
+from .search_space import COUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, WARMUP, WARMUP_FRACTION
 from .sharding import NORM_HOOK, NormSharding, layer_indices, whole_norm_tensors, whole_norms
 
 HYPERPARAMETERS = (
@@ -45,6 +46,7 @@ _FUSED_DEVICES = ("cpu", "cuda")
     description="LARS: SGD momentum with a per-tensor trust ratio eta*||w||/(||g||+lam*||w||), lr inside the momentum",
     state_slots=1,
     hyperparameters=HYPERPARAMETERS,
+    search_space={"lr": LR_AROUND_DEFAULT, "momentum": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
 class Lars(NightbenchOptimizer):
     """LARS with the learning rate inside the momentum, exactly as in the paper's Algorithm 1.

@@ -45,6 +45,7 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
+from .search_space import COUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, WARMUP, WARMUP_FRACTION
 from .sharding import NORM_HOOK, NormSharding, normalization_key
 
 NIGT_HYPERPARAMETERS = (
@@ -223,6 +224,7 @@ def lean_to_next_training_point(bucket: Bucket, momenta: list[torch.Tensor], ste
     state_slots=1,
     needs_eval_swap=True,
     hyperparameters=NIGT_HYPERPARAMETERS,
+    search_space={"lr": LR_AROUND_DEFAULT, "beta": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
 class NIGT(LeanNIGT):
     """NIGT (Algorithm 1): gradients at x_t = w_t + beta/(1-beta)(w_t - w_{t-1}), normalized momentum steps.

@@ -43,6 +43,7 @@ from ._normalization import (
 from .hyperparams import Hyperparameter, lr_param
 from .nigt import LeanNIGT, lean_to_next_training_point, lean_to_reported_and_momentum
 from .registry import register_optimizer
+from .search_space import COUPLED_DECAY, LR_AROUND_DEFAULT, WARMUP, WARMUP_FRACTION
 from .sharding import whole_norm_tensors
 
 NIGT_ADAPTIVE_HYPERPARAMETERS = (
@@ -72,6 +73,7 @@ def default_C(g: float) -> float:
     gradients_per_step=2,
     hyperparameters=NIGT_ADAPTIVE_HYPERPARAMETERS,
     lr_grid=(0.01, 0.1, 1.0, 10.0),  # lr multiplies the adaptive eta_t: a grid around 1
+    search_space={"lr": LR_AROUND_DEFAULT, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
 class NIGTAdaptive(LeanNIGT):
     """Adaptive NIGT (Algorithm 2). `step(closure)` needs a closure and calls it TWICE at the same x_t.

@@ -25,6 +25,7 @@ from ._normalization import (
 )
 from .hyperparams import beta_param, lr_param
 from .registry import register_optimizer
+from .search_space import COUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, WARMUP, WARMUP_FRACTION
 from .sharding import NORM_HOOK, NormSharding, normalization_key
 
 _PAPER = "Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML)"
@@ -154,6 +155,7 @@ def _multi_tensor_directions(bucket, momentum: bool) -> list[torch.Tensor]:
     description="normalized SGD without momentum: w -= lr * g/||g|| (needs large batches)",
     state_slots=0,
     hyperparameters=NSGD_HYPERPARAMETERS,
+    search_space={"lr": LR_AROUND_DEFAULT, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
 class NSGD(_NormalizedStep):
     """Normalized SGD without momentum: w_{t+1} = w_t - lr * g_t / ||g_t|| (no state).
@@ -177,6 +179,7 @@ class NSGD(_NormalizedStep):
     description="normalized SGD with momentum: m = beta m + (1-beta) g; w -= lr * m/||m||",
     state_slots=1,
     hyperparameters=NSGD_MOMENTUM_HYPERPARAMETERS,
+    search_space={"lr": LR_AROUND_DEFAULT, "beta": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
 class NSGDMomentum(_NormalizedStep):
     """Normalized SGD with momentum (eqs. (2)-(3)); state: `momentum_buffer` per tensor, m_1 = g_1.

@@ -29,13 +29,14 @@ from .attached_config import attach_config
 from .errors import InputError
 from .hyperparams import Check, Hyperparameter, with_signature_defaults
 from .param_groups import ParamGroupPolicy, ParamsLike
+from .search_space import Distribution, check_space
 from .spec import PAPER_LR_GRID, OptimizerSpec, UnknownOptimizerError
 from .timm_bridge import timm_names, timm_spec
 
 ENTRY_POINT_GROUP = "nightbench.optimizers"
 # Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
 _INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory",
-                           "sharding", "spec", "errors", "attached_config", "finite"}
+                           "sharding", "spec", "errors", "attached_config", "finite", "search_space"}
 # The tiny tensors a plugin's optimizer is built on when it loads: a matrix and a vector, so that
 # the param-group policy makes both of its groups.
 _PROBE_SHAPES = ((2, 2), (2,))
@@ -66,6 +67,7 @@ def register_optimizer(
     gradients_per_step: int = 1,
     lr_grid: tuple[float, ...] = PAPER_LR_GRID,
     check: Check | None = None,
+    search_space: dict[str, Distribution] | None = None,
 ) -> Callable:
     """Decorator: register an Optimizer class, or a factory `fn(param_groups, **hp) -> Optimizer`.
 
@@ -74,6 +76,8 @@ def register_optimizer(
     declared are inferred, so a plugin needs nothing but the decorator. `check` (or a class's
     `check_hyperparameters`) validates constraints between values. A class gets the completed
     declarations as `HYPERPARAMETERS`, so that it validates its own param groups the same way.
+    `search_space` maps hyperparameters (and `warmup_fraction`) to the distributions the tuning
+    protocol draws from (see search_space.py); without it the optimizer is tuned over lr alone.
     """
     if not isinstance(name, str) or not name or name.startswith("timm:"):
         raise ValueError(f"invalid optimizer name {name!r}: expected a non-empty string not starting with 'timm:'")
@@ -86,6 +90,7 @@ def register_optimizer(
             obj.HYPERPARAMETERS = declared
         if "lr" not in {h.name for h in declared}:
             raise ValueError(f"optimizer '{name}' must declare an 'lr' hyperparameter (every suite sets it)")
+        space = None if search_space is None else check_space(search_space, {h.name: h for h in declared}, name)
         doc = inspect.getdoc(obj) or ""
         spec = OptimizerSpec(
             name=name,
@@ -99,6 +104,7 @@ def register_optimizer(
             lr_grid=tuple(lr_grid),
             source=_current_source,
             check=cross_check,
+            search_space=space,
         )
         _add(spec)
         return obj

@@ -13,6 +13,7 @@ import torch
 
 from .errors import InputError
 from .hyperparams import Check, Hyperparameter, HyperparameterError, resolve
+from .search_space import FALLBACK_SPACE, Distribution, describe
 
 PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
 
@@ -36,6 +37,7 @@ class OptimizerSpec:
       gradients_per_step  2 for optimizers that need two independent gradients at the same point;
                           their `step(closure)` calls the closure twice, once per half-batch.
       state_slots         parameter-sized tensors kept per parameter (None: unknown, e.g. plugins).
+    `search_space` is what the tuning protocol searches (None: `FALLBACK_SPACE`, lr alone).
     """
 
     name: str
@@ -49,6 +51,12 @@ class OptimizerSpec:
     lr_grid: tuple[float, ...] = PAPER_LR_GRID
     source: str = "builtin"
     check: Check | None = None  # cross-parameter constraints (e.g. lamb's phi_min <= phi_max)
+    search_space: Mapping[str, Distribution] | None = None
+
+    @property
+    def tuning_space(self) -> Mapping[str, Distribution]:
+        """The declared search space, or the fallback (lr alone) where none is declared."""
+        return self.search_space if self.search_space is not None else FALLBACK_SPACE
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -79,4 +87,6 @@ class OptimizerSpec:
             "lr_grid": list(self.lr_grid),
             "source": self.source,
             "hyperparameters": [h.to_dict() for h in self.hyperparameters],
+            "search_space": describe(self.tuning_space),
+            "search_space_declared": self.search_space is not None,
         }

@@ -12,6 +12,8 @@ import torch
 
 from .hyperparams import Hyperparameter, HyperparameterError, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
+from .search_space import (COUPLED_DECAY, DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, SECOND_MOMENT, WARMUP,
+                           WARMUP_FRACTION)
 
 
 def _check_sgd(values: Mapping[str, Any]) -> None:
@@ -31,6 +33,8 @@ def _check_sgd(values: Mapping[str, Any]) -> None:
         weight_decay_param(help="L2 weight decay added to the gradient"),
     ],
     check=_check_sgd,
+    search_space={"lr": LR_AROUND_DEFAULT, "momentum": MOMENTUM, "weight_decay": COUPLED_DECAY,
+                  WARMUP_FRACTION: WARMUP},
 )
 def make_sgd(param_groups, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0, *, foreach=None):
     return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
@@ -51,6 +55,8 @@ def make_sgd(param_groups, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.
         Hyperparameter("decoupled_weight_decay", kind=bool,
                        help="AdamW's decoupled decay (True) or L2 added to the gradient (False)"),
     ],
+    search_space={"lr": LR_AROUND_DEFAULT, "beta1": MOMENTUM, "beta2": SECOND_MOMENT, "weight_decay": DECOUPLED_DECAY,
+                  WARMUP_FRACTION: WARMUP},
 )
 def make_adam(param_groups, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
               decoupled_weight_decay=True, *, foreach=None):
