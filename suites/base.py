@@ -115,6 +115,9 @@ class TrainingSuite(Suite):
 
     kind = "training"
     report_sections = ("leaderboard", "learning_curves")
+    # (warmup key, schedule-length key) of the preset, in the same unit: lets the tuning search set
+    # the warmup as a fraction of the schedule. None: the search leaves warmup alone.
+    warmup_keys: tuple[str, str] | None = None
 
     @abstractmethod
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:

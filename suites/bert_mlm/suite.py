@@ -20,6 +20,7 @@ class BertMLMSuite(TrainingSuite):
     presets = PRESETS
     target_metric = "mlm_accuracy"
     target_values = TARGET_VALUES
+    warmup_keys = ("warmup_steps", "steps")
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """This suite's defaults for a builtin optimizer (paper table unless the offline corpus is used),

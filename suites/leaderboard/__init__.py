@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import ConfigError, parse_set_arguments
 from .executor import Executor
 from .local import LocalExecutor
-from .planner import DEFAULT_JOBS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings, tuning_grid, tuning_window
+from .planner import DEFAULT_BUDGET, DEFAULT_JOBS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings, tuning_grid, tuning_window
 from .protocols import run_default, run_tuning
 
 RUN_MODULE = "nightbench.suites.cli"  # each local run is `python -m RUN_MODULE run --request FILE`
@@ -33,10 +33,17 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                    help=f"local runs in parallel, one process each (default {DEFAULT_JOBS})")
-    p.add_argument("--tune", action="store_true", help="the paper's protocol: lr grid, pick the best, rerun with seeds")
+    p.add_argument("--tune", action="store_true",
+                   help="tune before reporting: a budgeted quasi-random search over each optimizer's own search "
+                        "space on a tuning seed, the best trial rerun on the reporting seeds")
+    p.add_argument("--budget", type=int, default=None,
+                   help=f"with --tune: trials per (suite, optimizer), trial 0 the default (default {DEFAULT_BUDGET})")
+    p.add_argument("--studies", type=int, default=None,
+                   help="with --tune: independent searches (sequence seeds); the median study's choice is reported "
+                        "(default 1)")
     p.add_argument("--tune-grid", choices=("full", "local"), default=None,
-                   help="full: the optimizer's whole lr grid; local: its points within 10x of the suite's "
-                        "default lr, plus the default (default: full at the paper preset, local otherwise)")
+                   help="with --tune: the paper's lr-grid protocol instead of the search. full: the optimizer's "
+                        "whole lr grid; local: its points within 10x of the suite's default lr, plus the default")
     p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
     p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="suite preset overrides for every run")
@@ -54,7 +61,7 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> BoardSettings:
     return BoardSettings.create(
         suites=args.suites, optimizers=args.optimizers, preset=args.preset, seeds=args.seeds, tune=args.tune,
-        tune_grid=args.tune_grid, overrides=parse_set_arguments(args.set), results=args.results, device=args.device,
+        tune_grid=args.tune_grid, budget=args.budget, studies=args.studies, overrides=parse_set_arguments(args.set), results=args.results, device=args.device,
         optimizer_files=tuple(args.optimizer_file or ()), suite_files=tuple(args.suite_file or ()))
 
 

@@ -1,9 +1,10 @@
 """The leaderboard's planning: board settings -> the RunPlans of each stage. Pure: no processes, no files.
 
     default stage   every suite x optimizer x seed, at each optimizer's per-suite defaults
-    tuning stage    per (training suite, optimizer), one run per learning rate on the tuning seed
-    final stage     the best lr of each tuning sweep on the reporting seeds, plus the suites
-                    that are not tuned (experiment suites sweep what they need inside)
+    tuning stage    per (training suite, optimizer) on the tuning seed: the budgeted search's trials
+                    (search.py; --tune), or one run per learning rate of a grid (--tune-grid)
+    final stage     the chosen configuration of each (suite, optimizer) on the reporting seeds, plus
+                    the suites that are not tuned (experiment suites sweep what they need inside)
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from ..catalog import get_suite, load_suite_file, suite_names
 from ..config import ConfigError
 from ..plan import RunPlan, RunRequest, plan_run
 
-TUNING_SEED = 1000  # distinct from the reporting seeds, so the chosen lr is not scored on its own seed
+TUNING_SEED = 1000  # never a reporting seed (reporting_seeds), so a chosen setting is not scored on its own seed
 DEFAULT_SEEDS, DEFAULT_TUNED_SEEDS = 2, 3
+# --tune's trials per (suite, optimizer) when --budget is not given: AlgoPerf's 5 per study, plus the default.
+DEFAULT_BUDGET = 6
 # Parallel one-thread runs use the cores best; capped because a BERT-Base memory measurement
 # takes several GB per process.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -38,7 +41,9 @@ class BoardSettings:
     preset: str = DEFAULT_PRESET
     seeds: int = DEFAULT_SEEDS
     tune: bool = False
-    tune_grid: str = "local"  # full | local
+    tune_grid: str | None = None  # full | local: the lr-grid protocol; None with tune: the budgeted search
+    budget: int = DEFAULT_BUDGET  # the search's trials per (suite, optimizer) and study
+    studies: int = 1  # independent searches (different sequence seeds); the median study's choice is reported
     overrides: dict[str, Any] = field(default_factory=dict)
     results: str = "results"
     device: str | None = None
@@ -47,13 +52,21 @@ class BoardSettings:
 
     @staticmethod
     def create(*, suites=None, optimizers=None, preset: str = DEFAULT_PRESET, seeds: int | None = None,
-               tune: bool = False, tune_grid: str | None = None, overrides=None, results: str = "results",
+               tune: bool = False, tune_grid: str | None = None, budget: int | None = None,
+               studies: int | None = None, overrides=None, results: str = "results",
                device: str | None = None, optimizer_files=(), suite_files=()) -> "BoardSettings":
         """Validate and complete the settings (plugins loaded, names checked, defaults filled in)."""
-        if tune_grid and not tune:
-            raise ConfigError(f"--tune-grid {tune_grid} applies only with --tune (add --tune, or drop --tune-grid)")
+        for flag, value in (("--tune-grid", tune_grid), ("--budget", budget), ("--studies", studies)):
+            if value is not None and not tune:
+                raise ConfigError(f"{flag} {value} applies only with --tune (add --tune, or drop {flag})")
         if tune_grid not in (None, "full", "local"):
             raise ConfigError(f"invalid --tune-grid {tune_grid!r}: expected full or local")
+        if tune_grid is not None and (budget is not None or studies is not None):
+            raise ConfigError("--budget and --studies belong to the budgeted search; --tune-grid is the lr-grid "
+                              "protocol: use one or the other")
+        for flag, value in (("--budget", budget), ("--studies", studies)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{flag} must be an integer >= 1 (got {value!r})")
         seeds = seeds if seeds is not None else (DEFAULT_TUNED_SEEDS if tune else DEFAULT_SEEDS)
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1 (got {seeds})")
@@ -67,9 +80,14 @@ class BoardSettings:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:
             get_spec(name)
-        grid = tune_grid or ("full" if preset in FULL_GRID_PRESETS else "local")
-        return BoardSettings(suites, optimizers, preset, seeds, tune, grid, dict(overrides or {}), results, device,
-                             tuple(optimizer_files), tuple(suite_files))
+        return BoardSettings(suites, optimizers, preset, seeds, tune, tune_grid, budget or DEFAULT_BUDGET,
+                             studies or 1, dict(overrides or {}), results, device, tuple(optimizer_files),
+                             tuple(suite_files))
+
+    @property
+    def search(self) -> bool:
+        """Whether the tuning protocol is the budgeted search (else the lr grid)."""
+        return self.tune and self.tune_grid is None
 
     def request(self, suite: str, optimizer: str, seed: int, protocol: str, **overrides: Any) -> RunRequest:
         return RunRequest(suite=suite, optimizer=optimizer, preset=self.preset, seed=seed,
@@ -135,13 +153,20 @@ def tuning_stage(settings: BoardSettings) -> tuple[list[Sweep], list[tuple[str, 
     return sweeps, untunable
 
 
-def final_stage(settings: BoardSettings, best_lrs: dict[tuple[str, str], float],
+def reporting_seeds(count: int) -> list[int]:
+    """The first `count` seeds from 0, skipping the tuning seed: no setting is reported on the seed
+    it was chosen on."""
+    return [seed for seed in range(count + 1) if seed != TUNING_SEED][:count]
+
+
+def final_stage(settings: BoardSettings, chosen: dict[tuple[str, str], dict[str, Any]],
                 untunable: list[tuple[str, str]]) -> list[RunPlan]:
-    """The reporting runs after tuning: best lr per tuned pair, defaults for the untunable pairs,
-    and the default stage of the suites that are not tuned."""
-    plans = [plan_run(settings.request(suite, optimizer, seed, "final", lr=lr))
-             for (suite, optimizer), lr in best_lrs.items() for seed in range(settings.seeds)]
+    """The reporting runs after tuning: the chosen settings (overrides) per tuned pair, defaults for
+    the untunable pairs, and the default stage of the suites that are not tuned."""
+    seeds = reporting_seeds(settings.seeds)
+    plans = [plan_run(settings.request(suite, optimizer, seed, "final", **overrides))
+             for (suite, optimizer), overrides in chosen.items() for seed in seeds]
     plans += [plan_run(settings.request(suite, optimizer, seed, "final"))
-              for suite, optimizer in untunable for seed in range(settings.seeds)]
+              for suite, optimizer in untunable for seed in seeds]
     untuned = tuple(s for s in settings.suites if s not in tuned_suites(settings))
     return plans + default_stage(settings, untuned)

@@ -1,7 +1,12 @@
 """The leaderboard's protocols, recorded in each run's config and shown in the report.
 
   default   each optimizer's per-suite default hyperparameters, seeds 0..S-1.
-  tuning    (--tune) one run per learning rate of the optimizer's grid (the paper's 1e-5 ... 1 unless
+  search    (--tune [--budget N] [--studies K]) N trials per (training suite, optimizer) over the
+            optimizer's own search space (search.py), on the tuning seed; trial 0 is the default.
+            Each study's best trial on the suite's validation metric (diverged or failed trials
+            rank last); the median study's choice is rerun on the reporting seeds. The tuning
+            record holds the space, every trial's values and result, and the choice.
+  grid      (--tune --tune-grid full|local) one run per learning rate of the optimizer's grid (the paper's 1e-5 ... 1 unless
             its registry entry narrows it) on a separate tuning seed; the best lr on the suite's
             validation metric is chosen (diverged or failed runs rank last) and written to a tuning
             record (layout.tuning_record_path) ... At the paper preset the whole grid is tried; at
@@ -17,11 +22,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from nightbench.optimizers.search_space import SearchSpaceError
+
 from ..layout import tuning_record_path
 from ..plan import RunPlan
 from ..run_dir import FINISHED_STATUSES, atomic_write_json, read_summary
 from .executor import Executor, run_stage
-from .planner import TUNING_SEED, BoardSettings, Sweep, default_stage, final_stage, tuning_stage
+from .planner import TUNING_SEED, BoardSettings, Sweep, default_stage, final_stage, tuned_suites, tuning_stage
+from .search import Search, plan_search
 
 Echo = Callable[[str], None]
 
@@ -37,17 +45,106 @@ def run_default(settings: BoardSettings, executor: Executor, *, wait: bool, echo
 
 
 def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
+    return (run_search if settings.search else run_grid)(settings, executor, wait=wait, echo=echo)
+
+
+def _barrier(runs, echo: Echo) -> bool:
+    """Whether every tuning run has its result; a failed run has one (it ranks last)."""
+    waiting = sum(read_summary(run.run_dir) is None for run in runs)
+    if waiting:
+        echo(f"[tuning] {waiting} tuning run(s) not finished: the final stage starts once they have "
+             "(run the same command again to continue)")
+    return not waiting
+
+
+def plan_searches(settings: BoardSettings) -> tuple[list[Search], list[tuple[str, str]]]:
+    """The search of every tuned (suite, optimizer), and the pairs whose space cannot be bound
+    (no positive default lr to search around: rerun at their defaults)."""
+    searches, untunable = [], []
+    for suite in tuned_suites(settings):
+        for optimizer in settings.optimizers:
+            request_for = lambda seed, protocol, s=suite, o=optimizer, **kw: settings.request(s, o, seed, protocol, **kw)  # noqa: E731
+            try:
+                searches.append(plan_search(request_for, suite, optimizer, settings.budget, settings.studies,
+                                            TUNING_SEED))
+            except SearchSpaceError:
+                untunable.append((suite, optimizer))
+    return searches, untunable
+
+
+def run_search(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
+    """The budgeted search's trials, the barrier, each choice recorded, then the final seeds."""
+    searches, untunable = plan_searches(settings)
+    for suite, optimizer in untunable:
+        echo(f"[tuning] {suite}/{optimizer}: its search space cannot be bound to its defaults; "
+             "its defaults are rerun on the final seeds")
+    runs = [run for search in searches for run in search.runs]
+    counts = run_stage(executor, runs, "tuning", wait=wait, echo=echo)
+    if not _barrier(runs, echo):
+        return counts
+    chosen = {}
+    for search in searches:
+        record = search_record(settings, search)
+        atomic_write_json(tuning_record_path(settings.results, settings.preset, search.suite, search.optimizer), record)
+        if record["chosen"] is None:
+            echo(f"[tuning] {search.suite}/{search.optimizer}: {record['reason']}; no final runs")
+            continue
+        echo(f"[tuning] {search.suite}/{search.optimizer}: chose trial {record['chosen']['trial']} "
+             f"({_values_text(record['chosen']['values'])})")
+        chosen[(search.suite, search.optimizer)] = record["chosen"]["overrides"]
+    return _add(counts, run_stage(executor, final_stage(settings, chosen, untunable), "final", wait=wait, echo=echo))
+
+
+def _values_text(values: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) or "the default"
+
+
+def search_record(settings: BoardSettings, search: Search) -> dict:
+    """What the search of one (suite, optimizer) tried and chose: the one home of the choice.
+
+    Each study's best trial is its completed trial with the best validation metric (failed and
+    diverged trials rank last; ties go to the earlier trial, so the default wins a tie). The
+    choice is the median study's best (the lower median for an even count), as in AlgoPerf."""
+    suite = search.trials[0].run.suite
+    sign = 1.0 if suite.higher_is_better else -1.0
+    trials, bests = [], []
+    for k in range(settings.studies):
+        best = None
+        for trial in search.study(k):
+            value = _score(trial.run)
+            status = (read_summary(trial.run.run_dir) or {}).get("status")
+            entry = {"study": k, "trial": trial.index, "values": trial.values,
+                     "overrides": trial.overrides,
+                     "hyperparameters": trial.run.resolved.hyperparameters,
+                     "run_dir": str(trial.run.run_dir.relative_to(settings.results)),
+                     "status": status if status in (*FINISHED_STATUSES, "failed") else "failed", "value": value}
+            trials.append(entry)
+            if value is not None and (best is None or sign * value > sign * best["value"]):
+                best = entry
+        if best is not None:
+            bests.append(best)
+    bests.sort(key=lambda e: sign * e["value"])
+    chosen = bests[(len(bests) - 1) // 2] if bests else None
+    return {
+        "protocol": "search", "suite": search.suite, "preset": settings.preset, "optimizer": search.optimizer,
+        "metric": suite.target_metric, "higher_is_better": suite.higher_is_better, "tuning_seed": TUNING_SEED,
+        "budget": settings.budget, "studies": settings.studies, "space": search.space,
+        "space_declared": search.declared, "space_dropped": list(search.dropped), "trials": trials,
+        "study_bests": [{"study": b["study"], "trial": b["trial"], "value": b["value"]} for b in bests],
+        "chosen": None if chosen is None else {k: chosen[k] for k in ("study", "trial", "values", "overrides", "value")},
+        "reason": None if chosen else "every trial failed or diverged",
+    }
+
+
+def run_grid(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
     """Tuning sweeps, the barrier, the best lr of each sweep recorded, then the final seeds."""
     sweeps, untunable = tuning_stage(settings)
     for suite, optimizer in untunable:
         echo(f"[tuning] {suite}/{optimizer}: no positive 'lr' hyperparameter to tune; "
              "its defaults are rerun on the final seeds")
-    counts = run_stage(executor, [run for sweep in sweeps for run in sweep.runs], "tuning", wait=wait, echo=echo)
-    # a failed tuning run has its result (it ranks last); only runs with no summary yet hold the barrier
-    waiting = sum(read_summary(run.run_dir) is None for sweep in sweeps for run in sweep.runs)
-    if waiting:  # the barrier: no final run before every tuning run has its result
-        echo(f"[tuning] {waiting} tuning run(s) not finished: the final stage starts once they have "
-             "(run the same command again to continue)")
+    runs = [run for sweep in sweeps for run in sweep.runs]
+    counts = run_stage(executor, runs, "tuning", wait=wait, echo=echo)
+    if not _barrier(runs, echo):
         return counts
     best_lrs = {}
     for sweep in sweeps:
@@ -57,7 +154,7 @@ def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo:
             echo(f"[tuning] {sweep.suite}/{sweep.optimizer}: {record['reason']}; no final runs")
             continue
         echo(f"[tuning] {sweep.suite}/{sweep.optimizer}: best lr {record['best_lr']}")
-        best_lrs[(sweep.suite, sweep.optimizer)] = record["best_lr"]
+        best_lrs[(sweep.suite, sweep.optimizer)] = {"lr": record["best_lr"]}
     return _add(counts, run_stage(executor, final_stage(settings, best_lrs, untunable), "final", wait=wait, echo=echo))
 
 
@@ -84,7 +181,7 @@ def tuning_record(settings: BoardSettings, sweep: Sweep) -> dict:
         if value is not None and (best is None or sign * value > sign * best[1]):
             best = (lr, value)
     return {
-        "suite": sweep.suite, "preset": settings.preset, "optimizer": sweep.optimizer,
+        "protocol": "grid", "suite": sweep.suite, "preset": settings.preset, "optimizer": sweep.optimizer,
         "metric": suite.target_metric, "higher_is_better": suite.higher_is_better, "tuning_seed": TUNING_SEED,
         "grid": settings.tune_grid, "tried": tried,
         "best_lr": best[0] if best else None, "best_value": best[1] if best else None,

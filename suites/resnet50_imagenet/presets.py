@@ -93,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "resize_size": 32,
         # Digits fill their frame: ImageNet's 8% crops would often cut the digit away.
         "crop_scale_min": 0.35,
-        "hflip": True,
+        "hflip": False,  # a mirrored digit is another glyph (a mirrored 3 is no 3)
         "global_batch_size": 64,
         "micro_batch_size": 64,
         "eval_batch_size": 128,
@@ -119,7 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 14,
         "resize_size": 16,
         "crop_scale_min": 0.35,
-        "hflip": True,
+        "hflip": False,  # a mirrored digit is another glyph (a mirrored 3 is no 3)
         "global_batch_size": 16,
         "micro_batch_size": 8,
         "eval_batch_size": 40,

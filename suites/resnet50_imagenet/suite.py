@@ -23,6 +23,7 @@ class ResNetImageNetSuite(TrainingSuite):
     presets = PRESETS
     target_metric = "top1"
     target_values = TARGET_VALUES
+    warmup_keys = ("warmup_epochs", "epochs")
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Default lr/momentum/weight decay (and the paper's recipe for normalized optimizers)."""
