@@ -1,11 +1,17 @@
 """The paper's claims side by side with what this run measured, each with a verdict.
 
-A verdict is 'supports', 'does not support' or 'cannot tell'. A comparison of two optimizers rests
-on the 95% interval of the difference in their means over seeds (differences.py): clear of zero on
-the better side supports the claim, on the worse side it does not, across zero it cannot tell.
-Every comparison also says the smallest difference this run could detect at 80% power and how many
-seeds per optimizer would detect the difference it observed; every verdict is stated at the scale
-of the preset that produced it.
+A verdict is 'supports', 'does not support' or 'cannot tell'. The BERT and ResNet-50 claims are
+parity claims ("NIGT matches Adam / SGD"), tested as the paper states them: non-inferiority within
+the margin delta that the suite declares for the preset (differences.parity_test). The claim holds
+("matches: not worse by more than delta") when the lower end of the 90% interval of (NIGT -
+baseline) lies above -delta (the one-sided 95% test); "worse by more than delta" when its upper end
+lies below -delta; otherwise "cannot tell". A match whose interval also clears zero says NIGT is
+clearly better. Where a suite declares no margin for the preset, the comparison falls back to the
+95% interval of the difference against zero, and says so. Other comparisons rest on that interval:
+clear of zero on the better side supports the claim, on the worse side it does not, across zero it
+cannot tell. Every comparison says what this run could detect at 80% power (for the test it used)
+and how many seeds per optimizer its observed difference needs; every verdict is stated at the
+scale of the preset that produced it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from nightbench.suites.small_batch_variance import findings
 
 from . import fmt
 from .bounds import NON_NEGATIVE, metric_range
-from .differences import BETTER, TOO_FEW, UNCLEAR, WORSE, Difference, compare_seeds
+from .differences import (BETTER, CLEARLY_BETTER, MATCHES, TOO_FEW, UNCLEAR, WORSE, WORSE_BY_MARGIN, Difference,
+                          ParityTest, compare_seeds, parity_test)
+from .facts import suite_facts
 from .stats import Interval, floor_samples, floor_summary, memory_summary, reported_records, reported_runs
 
 SUPPORTS, REFUTES, UNKNOWN = "supports", "does not support", "cannot tell"
@@ -38,6 +46,7 @@ class Comparison:
     theirs: str
     what: str
     difference: Difference
+    parity: ParityTest | None = None  # the non-inferiority test, for a parity claim with a margin
 
     @property
     def sides(self) -> str:
@@ -45,6 +54,8 @@ class Comparison:
 
     @property
     def reason(self) -> str:
+        if self.parity is not None:
+            return parity_reason(self.parity, self.ours, self.theirs)
         return difference_reason(self.difference, self.ours, self.theirs)
 
 
@@ -60,6 +71,11 @@ class Claim:
     reason: str
     scale: str  # "at this run's scale (preset X)"
     comparisons: tuple[Comparison, ...] = ()
+    label: str = ""  # the verdict as shown, where it says more than `verdict` (a parity claim's outcome)
+
+    @property
+    def shown_verdict(self) -> str:
+        return self.label or self.verdict
 
 
 def _scale(preset: str | None) -> str:
@@ -100,9 +116,36 @@ def difference_reason(diff: Difference, ours: str, theirs: str) -> str:
     return f"{head}, which overlaps zero; {diff.seeds_text()}"
 
 
+def parity_reason(test: ParityTest, ours: str, theirs: str) -> str:
+    """A parity verdict's reason: the difference, its 90% interval against the margin, the seeds."""
+    margin = fmt.number(test.margin, 3)
+    head = (f"the difference {ours} − {theirs} is {test.difference.interval_text()} (90% Welch interval, the "
+            f"one-sided 95% test of non-inferiority) against the margin δ = {margin}")
+    outcome = test.outcome
+    if outcome == TOO_FEW:
+        return f"fewer than two completed seeds on a side, so no interval: {head}; {test.seeds_text()}"
+    if outcome == CLEARLY_BETTER:
+        return f"{head}: not worse by more than δ, and clear of zero on the better side ({ours} is clearly better)"
+    if outcome == MATCHES:
+        return f"{head}: its lower end lies above −δ, so {ours} is not worse by more than δ"
+    if outcome == WORSE_BY_MARGIN:
+        return f"{head}: its upper end lies below −δ, so {ours} is worse by more than δ"
+    return f"{head}, which overlaps −δ; {test.seeds_text()}"
+
+
+def _protocol_note(tags: dict[str, list[str]], ours: str, baseline: str) -> str:
+    """Where one side was tuned and the other not, the verdict says so."""
+    tuned = {name: any(p != "default" for p in protocols) for name, protocols in tags.items()}
+    if tuned[ours] == tuned[baseline]:
+        return ""
+    t, u = (ours, baseline) if tuned[ours] else (baseline, ours)
+    return f" (note: {t} was tuned and {u} was not, which favours {t})"
+
+
 def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, ours: str, baseline: str,
                        paper: str) -> Claim:
-    """`ours` reaches at least `baseline`'s final target metric on `suite` (paper: a small edge)."""
+    """`ours` matches `baseline`'s final target metric on `suite`: non-inferiority within the suite's
+    margin for the preset, or, where it declares none, the difference against zero."""
     suite_runs = reported_runs(runs[runs["suite"] == suite]) if len(runs) else runs
     presets = {p for p in suite_runs["preset"].dropna()} if len(suite_runs) else set()
     both = {p for p in presets if {ours, baseline} <= set(suite_runs[suite_runs["preset"] == p]["optimizer"])}
@@ -117,9 +160,10 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     ours_runs, base_runs = chosen[chosen["optimizer"] == ours], chosen[chosen["optimizer"] == baseline]
     diff = compare_seeds(ours_runs[ours_runs["status"] == "completed"]["final_value"],
                          base_runs[base_runs["status"] == "completed"]["final_value"], higher, metric_range(metric))
-    tag = {}  # name the protocol when tuned ('final') runs are compared
+    tag, protocols_of = {}, {}  # name the protocol when tuned ('final') runs are compared
     for name, frame in ((ours, ours_runs), (baseline, base_runs)):
         protocols = sorted(set(frame["protocol"]))
+        protocols_of[name] = protocols
         tag[name] = name if protocols == ["default"] else f"{name} ({', '.join(protocols)})"
     measured = f"{metric}: {_described(tag[ours], diff.ours)} vs {_described(tag[baseline], diff.theirs)}"
     comparisons = (Comparison(ours, baseline, f"final {metric}", diff),)
@@ -129,9 +173,26 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
                      _scale(preset))
     if diff.ours.n == 0 or diff.theirs.n == 0:
         return Claim(key, title, paper, measured, UNKNOWN, "no completed runs to compare", _scale(preset))
-    verdict = {BETTER: SUPPORTS, WORSE: REFUTES}.get(diff.outcome, UNKNOWN)
-    return Claim(key, title, paper, measured, verdict, difference_reason(diff, ours, baseline), _scale(preset),
-                 comparisons)
+    note = _protocol_note(protocols_of, ours, baseline)
+    facts = suite_facts(chosen)
+    declared = facts.parity_margin(preset) if facts is not None else None
+    if declared is None:
+        verdict = {BETTER: SUPPORTS, WORSE: REFUTES}.get(diff.outcome, UNKNOWN)
+        reason = (f"{suite} declares no parity margin at preset {preset}, so the difference is tested against "
+                  f"zero: {difference_reason(diff, ours, baseline)}")
+        return Claim(key, title, paper, measured, verdict, reason + note, _scale(preset), comparisons)
+    margin, why = declared
+    test = parity_test(ours_runs[ours_runs["status"] == "completed"]["final_value"],
+                       base_runs[base_runs["status"] == "completed"]["final_value"], margin, higher,
+                       metric_range(metric))
+    comparisons = (Comparison(ours, baseline, f"final {metric}", test.difference, test),)
+    verdict = {MATCHES: SUPPORTS, CLEARLY_BETTER: SUPPORTS, WORSE_BY_MARGIN: REFUTES}.get(test.outcome, UNKNOWN)
+    delta = fmt.number(margin, 3)
+    label = {MATCHES: f"matches (not worse by more than δ = {delta})",
+             CLEARLY_BETTER: f"matches (not worse by more than δ = {delta}); clearly better",
+             WORSE_BY_MARGIN: f"worse by more than δ = {delta}"}.get(test.outcome, UNKNOWN)
+    reason = f"{parity_reason(test, ours, baseline)}. Why δ = {delta} at preset {preset}: {why}"
+    return Claim(key, title, paper, measured, verdict, reason + note, _scale(preset), comparisons, label)
 
 
 def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:

@@ -19,7 +19,8 @@ from scipy import stats as scipy_stats
 
 from . import fmt
 from .bounds import UNBOUNDED, clip, difference_range
-from .power import ALPHA, MAX_SEEDS, POWER, welch_detectable, welch_seeds_needed
+from .power import (ALPHA, MAX_SEEDS, POWER, noninferiority_detectable_margin, noninferiority_seeds_needed,
+                    welch_detectable, welch_seeds_needed)
 from .stats import MIN_SEEDS_FOR_BOOTSTRAP, Interval, bootstrap_interval, seed_interval
 
 WELCH = "Welch t"
@@ -143,3 +144,67 @@ def compare_seeds(ours: Iterable[float], theirs: Iterable[float], higher_is_bett
 def _seed_spread(values: np.ndarray) -> float:
     """The seed-to-seed standard deviation (ddof 1; NaN with one seed)."""
     return float(values.std(ddof=1)) if len(values) >= 2 else math.nan
+
+
+# --- parity: non-inferiority within a margin ---------------------------------------------------
+MATCHES, CLEARLY_BETTER, WORSE_BY_MARGIN = "matches", "matches, clearly better", "worse by more than the margin"
+PARITY_CONFIDENCE = 0.90  # the two-sided 90% interval's lower end is the one-sided 95% bound
+
+
+@dataclass(frozen=True)
+class ParityTest:
+    """Is `ours` not worse than `theirs` by more than `margin`? (one-sided Welch, alpha = 0.05)"""
+
+    difference: Difference  # with its 90% interval
+    margin: float
+    detectable_margin: float  # the smallest margin these seeds confirm at POWER if the two are equal
+    seeds_needed: int | None  # per optimizer, to confirm the match at the observed difference
+
+    def _better_side(self) -> tuple[float, float]:
+        sign = 1 if self.difference.higher_is_better else -1
+        low, high = sorted((sign * self.difference.low, sign * self.difference.high))
+        return low, high
+
+    @property
+    def outcome(self) -> str:
+        """MATCHES / CLEARLY_BETTER / WORSE_BY_MARGIN, else UNCLEAR or TOO_FEW."""
+        if math.isnan(self.difference.low) or math.isnan(self.difference.high):
+            return TOO_FEW
+        low, high = self._better_side()
+        if low > -self.margin:
+            return CLEARLY_BETTER if low > 0 else MATCHES
+        if high < -self.margin:
+            return WORSE_BY_MARGIN
+        return UNCLEAR
+
+    def seeds_text(self) -> str:
+        if self.seeds_needed is not None:
+            return f"about {self.seeds_needed:,} seeds per optimizer would confirm a match at the observed difference"
+        if self.difference._one_seed_side():
+            return "a side has one seed: no seed-to-seed spread to size a study from"
+        return "at the observed difference no number of seeds would confirm a match"
+
+    def seeds_cell(self) -> str:
+        if self.seeds_needed is not None:
+            return f"about {self.seeds_needed:,} per optimizer to confirm the match"
+        if self.difference._one_seed_side():
+            return f"{fmt.MISSING} (a side has one seed)"
+        return "none would confirm a match at this difference"
+
+    def detectable_cell(self) -> str:
+        if math.isnan(self.detectable_margin):
+            return f"{fmt.MISSING} (a side has one seed)" if self.difference._one_seed_side() \
+                else f"{fmt.MISSING} (no spread)"
+        d = self.difference
+        return (f"margin {fmt.number(self.detectable_margin, 2)} ({d.ours.n} + {d.theirs.n} seeds, "
+                f"s.d. {fmt.number(d.spreads[0], 2)} and {fmt.number(d.spreads[1], 2)})")
+
+
+def parity_test(ours: Iterable[float], theirs: Iterable[float], margin: float, higher_is_better: bool = True,
+                bounds: tuple[float, float] = UNBOUNDED) -> ParityTest:
+    """The non-inferiority test of the paper's "matches" claims (see power.py for its power)."""
+    diff = compare_seeds(ours, theirs, higher_is_better, bounds, confidence=PARITY_CONFIDENCE)
+    better = diff.value if higher_is_better else -diff.value
+    detectable = noninferiority_detectable_margin(*diff.spreads, diff.ours.n, diff.theirs.n, POWER, ALPHA)
+    needed = noninferiority_seeds_needed(better, margin, *diff.spreads, POWER, ALPHA)
+    return ParityTest(diff, margin, detectable, needed)

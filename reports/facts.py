@@ -27,6 +27,14 @@ class SuiteFacts:
     description: str
     sections: tuple[str, ...]
     declared: bool  # False: inferred for a run written before configs carried suite_facts
+    # preset -> (margin, reason): the parity margin of the paper's "matches" claims on this suite
+    parity_margins: tuple[tuple[str, float, str], ...] = ()
+
+    def parity_margin(self, preset: str | None) -> tuple[float, str] | None:
+        for name, margin, reason in self.parity_margins:
+            if name == preset:
+                return margin, reason
+        return None
 
 
 def facts_from_config(config: dict[str, Any], suite: str | None) -> SuiteFacts:
@@ -40,12 +48,24 @@ def facts_from_config(config: dict[str, Any], suite: str | None) -> SuiteFacts:
         kind = declared.get("kind") if declared.get("kind") in ("training", "experiment") else "experiment"
         title = declared.get("title") if isinstance(declared.get("title"), str) and declared.get("title") else name
         text = declared.get("description") if isinstance(declared.get("description"), str) else description
-        return SuiteFacts(kind, title, text, sections, True)
+        return SuiteFacts(kind, title, text, sections, True, _margins(declared.get("parity_margins")))
     kind = config.get("suite_kind")
     if kind not in ("training", "experiment"):  # older still: a suite with a target metric trains
         kind = "experiment" if name in LEGACY_EXPERIMENT_SECTIONS or not config.get("target_metric") else "training"
     sections = TRAINING_SECTIONS if kind == "training" else LEGACY_EXPERIMENT_SECTIONS.get(name, ())
     return SuiteFacts(kind, name, description, sections, False)
+
+
+def _margins(declared: Any) -> tuple[tuple[str, float, str], ...]:
+    """The declared parity margins that are usable: a positive finite number and a reason per preset."""
+    if not isinstance(declared, dict):
+        return ()
+    out = []
+    for preset, entry in declared.items():
+        margin = entry.get("margin") if isinstance(entry, dict) else None
+        if isinstance(margin, (int, float)) and not isinstance(margin, bool) and 0 < margin < float("inf"):
+            out.append((str(preset), float(margin), str(entry.get("reason") or "")))
+    return tuple(out)
 
 
 def suite_facts(runs: pd.DataFrame) -> SuiteFacts | None:

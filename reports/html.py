@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from . import figures, tables
+from . import budget, figures, search_figures, tables
 from .claims import CLAIM_SUITES, REFUTES, SUPPORTS, Claim, paper_claims
 from .facts import LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE, suite_facts
 from .load import Results, load_results
@@ -145,7 +145,8 @@ def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataF
         parts.append(("figure", figure_view(f"curves-{slug}", "Learning curves" + label,
                                             figures.learning_curves(own["curves"], runs, suite, colors),
                                             CURVES_CAPTION, subject=suite)))
-    if LEADERBOARD in sections and runs["target_metric"].notna().any():
+    searched = any(r.get("suite") == suite and r.get("preset") == preset for r in results.searches)
+    if LEADERBOARD in sections and runs["target_metric"].notna().any() and not searched:  # a search draws its own
         sweep = figure_view(f"lr-{slug}", "Learning-rate sensitivity" + label,
                             figures.lr_sensitivity(runs, suite, colors), SWEEP_CAPTION, subject=suite)
         parts.append(("figure", sweep))
@@ -177,6 +178,25 @@ def _preset_parts(section: SuiteSection, suite: str, preset: str, runs: pd.DataF
         section.items.append((kind, item))
 
 
+def _search_parts(section: SuiteSection, suite: str, records: list[dict], colors: dict[str, str]) -> None:
+    """The budgeted search of this suite: what ran and chose, the budget curve and ranks, sensitivity."""
+    if not any(r.get("suite") == suite for r in records):
+        return
+    slug = tables.slug(suite)
+    parts = [("table", budget.search_table(records, suite)),
+             ("figure", figure_view(f"budget-curve-{slug}", "Budget curve and rank at each budget",
+                                    search_figures.budget_curve(records, suite, colors),
+                                    search_figures.BUDGET_CAPTION, subject=suite)),
+             ("table", budget.budget_table(records, suite)),
+             ("figure", figure_view(f"sensitivity-{slug}", "Sensitivity to the learning rate, every trial",
+                                    search_figures.sensitivity(records, suite, colors),
+                                    search_figures.SENSITIVITY_CAPTION, subject=suite)),
+             ("table", budget.trials_table(records, suite))]
+    for kind, item in parts:
+        if item is not None:
+            section.items.append((kind, table_view(item) if kind == "table" else item))
+
+
 def suite_section(suite: str, results: Results, colors: dict[str, str]) -> SuiteSection:
     """Tables and figures for one suite: the report sections its runs recorded (facts.py) decide."""
     runs = results.runs[results.runs["suite"] == suite] if len(results.runs) else results.runs
@@ -195,6 +215,7 @@ def suite_section(suite: str, results: Results, colors: dict[str, str]) -> Suite
         for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite, results.tuning)):
             if table is not None:
                 section.items.append(("table", table_view(table)))
+        _search_parts(section, suite, results.searches, colors)
     presets = sorted(runs["preset"].dropna().astype(str).unique())
     for preset in presets:
         _preset_parts(section, suite, preset, runs[runs["preset"] == preset], results, colors,
@@ -223,9 +244,10 @@ def environment_rows(runs: pd.DataFrame) -> list[tuple[str, str]]:
 def claim_view(claim: Claim) -> dict[str, Any]:
     css = {SUPPORTS: "supports", REFUTES: "refutes"}.get(claim.verdict, "unknown")
     comparisons = [{"sides": c.sides, "what": c.what, "difference": c.difference.difference_cell(),
-                    "detectable": c.difference.detectable_cell(), "seeds": c.difference.seeds_cell()}
+                    "detectable": (c.parity or c.difference).detectable_cell(),
+                    "seeds": (c.parity or c.difference).seeds_cell()}
                    for c in claim.comparisons]
-    return {"title": claim.title, "paper": claim.paper, "measured": claim.measured, "verdict": claim.verdict,
+    return {"title": claim.title, "paper": claim.paper, "measured": claim.measured, "verdict": claim.shown_verdict,
             "reason": claim.reason, "scale": claim.scale, "css": css, "comparisons": comparisons}
 
 

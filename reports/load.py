@@ -58,6 +58,7 @@ class Results:
     memory: pd.DataFrame  # one row per memory_overhead 'memory' record
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # run_id, run_dir, status, reason
     tuning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TUNING_COLUMNS))  # one per record
+    searches: list[dict[str, Any]] = field(default_factory=list)  # the budgeted search's records (budget.py)
 
     @property
     def optimizers(self) -> list[str]:
@@ -243,11 +244,11 @@ def _dedupe(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.drop_duplicates(subset=present, keep="last").reset_index(drop=True) if len(frame) else frame
 
 
-def _tuning_row(path: Path, root: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """One tuning record as a row (the leaderboard's choice of lr, read as written), or a problem."""
-    record, error = _read_json(path)
-    if error:
-        return None, error
+SEARCH_PROTOCOL = "search"  # a budgeted search's record (suites/leaderboard/protocols.py:search_record)
+
+
+def _tuning_row(record: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
+    """One lr-grid tuning record as a row (the leaderboard's choice of lr, read as written)."""
     preset, suite = path.relative_to(root / layout.TUNING_DIR).parts[:2]
     tried = []
     for entry in record.get("tried") if isinstance(record.get("tried"), list) else []:
@@ -263,24 +264,29 @@ def _tuning_row(path: Path, root: Path) -> tuple[dict[str, Any] | None, str | No
         "grid": _text(record.get("grid")), "tried": tried, "best_lr": _number(record.get("best_lr")),
         "best_value": _number(record.get("best_value")), "reason": _text(record.get("reason")),
         "record": path.relative_to(root).as_posix(),
-    }, None
+    }
 
 
-def load_tuning_records(root: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Every record under <results>/_tuning/<preset>/<suite>/<optimizer>.json, and the unreadable ones."""
-    rows, problems = [], []
+def load_tuning_records(root: Path) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every record under <results>/_tuning/<preset>/<suite>/<optimizer>.json: the lr-grid records as
+    rows, the unreadable ones as problems, and the budgeted search's records as written (budget.py
+    reads them), each with its path under "record"."""
+    rows, problems, searches = [], [], []
     folder = root / layout.TUNING_DIR
     for path in sorted(folder.glob("*/*/*.json")) if folder.is_dir() else []:
-        row, error = _tuning_row(path, root)
-        if row is not None:
-            rows.append(row)
-            continue
+        record, error = _read_json(path)
         rel = path.relative_to(root).as_posix()
+        if not error and record.get("protocol") == SEARCH_PROTOCOL and isinstance(record.get("trials"), list):
+            searches.append({**record, "record": rel})
+            continue
+        if not error:
+            rows.append(_tuning_row(record, path, root))
+            continue
         preset, suite = path.relative_to(folder).parts[:2]
         problems.append({"run_id": rel, "suite": suite, "preset": preset, "optimizer": path.stem, "run_name": None,
                          "seed": None, "protocol": "tuning", "status": "damaged", "run_dir": rel,
                          "reason": f"tuning record: {error}"})
-    return pd.DataFrame(rows, columns=TUNING_COLUMNS), problems
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS), problems, searches
 
 
 def load_results(results_dir: str | os.PathLike) -> Results:
@@ -321,8 +327,8 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     curves = _dedupe(pd.DataFrame(curve_rows), ["run_id", "kind", "step"])
     sbv = _dedupe(pd.DataFrame(sbv_rows), ["run_id", "unit"])
     memory = _dedupe(pd.DataFrame(memory_rows), ["run_id", "unit"])
-    tuning, tuning_problems = load_tuning_records(root)
+    tuning, tuning_problems, searches = load_tuning_records(root)
     problems = pd.DataFrame(problem_rows + tuning_problems, columns=IDENTITY + ["status", "run_dir", "reason"])
     log.info("loaded %d runs, %d tuning records (%d problems) from %s", len(runs), len(tuning), len(problems), root)
     return Results(results_dir=root, runs=runs, curves=curves, sbv=sbv, memory=memory, problems=problems,
-                   tuning=tuning)
+                   tuning=tuning, searches=searches)

@@ -109,3 +109,52 @@ def _fewest_seeds(power_at, power: float, max_seeds: int) -> int | None:
         else:
             low = middle
     return high
+
+
+# --- non-inferiority (the paper's parity claims) ---------------------------------------------
+# H0: ours is worse than the baseline by at least `margin`. The one-sided Welch test at level alpha
+# rejects it when the lower end of the two-sided (1 - 2 alpha) interval of (ours - baseline) lies
+# above -margin, which is what the claims check. Its power at a true difference d (in the better
+# direction) is P(T > t_(1-alpha)), T ~ noncentral t(df, (d + margin) / se).
+
+
+def _one_sided_power(noncentrality: float, df: float, alpha: float) -> float:
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, noncentrality))
+
+
+def noninferiority_power(difference: float, margin: float, sd1: float, sd2: float, n1: int, n2: int,
+                         alpha: float = ALPHA) -> float:
+    """Power of the one-sided Welch non-inferiority test at a true `difference` (better-direction units)."""
+    if not _welch_defined(sd1, sd2, n1, n2):
+        return math.nan
+    error, df = _welch_error_and_df(sd1, sd2, n1, n2)
+    return _one_sided_power((difference + margin) / error, df, alpha)
+
+
+def noninferiority_detectable_margin(sd1: float, sd2: float, n1: int, n2: int, power: float = POWER,
+                                     alpha: float = ALPHA) -> float:
+    """The smallest margin these seeds show non-inferiority within, with probability `power`, when the
+    two optimizers are truly equal (NaN where the test is undefined)."""
+    if not _welch_defined(sd1, sd2, n1, n2):
+        return math.nan
+    error, df = _welch_error_and_df(sd1, sd2, n1, n2)
+    upper = 1.0
+    while _one_sided_power(upper, df, alpha) < power:
+        upper *= 2
+    return error * float(optimize.brentq(lambda nc: _one_sided_power(nc, df, alpha) - power, -upper, upper,
+                                         xtol=1e-10))
+
+
+def noninferiority_seeds_needed(difference: float, margin: float, sd1: float, sd2: float, power: float = POWER,
+                                alpha: float = ALPHA, max_seeds: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds per side with which the non-inferiority test succeeds with probability `power`
+    if the true difference is `difference` (better-direction units); None when it is worse than
+    -margin (no number of seeds shows a match then), undefined, or beyond `max_seeds`. With no
+    spread on either side any difference above -margin shows with 2 seeds."""
+    if math.isnan(difference) or difference + margin <= 0:
+        return None
+    if sd1 == 0 and sd2 == 0:
+        return 2
+    if not _welch_defined(sd1, sd2, 2, 2):
+        return None
+    return _fewest_seeds(lambda n: noninferiority_power(difference, margin, sd1, sd2, n, n, alpha), power, max_seeds)

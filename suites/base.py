@@ -118,6 +118,14 @@ class TrainingSuite(Suite):
     # (warmup key, schedule-length key) of the preset, in the same unit: lets the tuning search set
     # the warmup as a fraction of the schedule. None: the search leaves warmup alone.
     warmup_keys: tuple[str, str] | None = None
+    # Per preset, the parity margin delta of the paper's "matches" claims on this suite, and why:
+    # a claim holds when the interval of (NIGT - baseline) lies above -delta (reports/claims.py).
+    parity_margins: Mapping[str, tuple[float, str]] = {}
+
+    def facts(self) -> dict[str, Any]:
+        margins = {preset: {"margin": float(margin), "reason": reason}
+                   for preset, (margin, reason) in self.parity_margins.items()}
+        return {**super().facts(), "parity_margins": margins}
 
     @abstractmethod
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:

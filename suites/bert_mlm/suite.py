@@ -8,7 +8,7 @@ from nightbench.optimizers import Schedule, get_spec
 from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
 from .documents import LOCAL_CORPUS
-from .presets import PAPER_DEFAULTS, PRESETS, SMALL_DEFAULTS, TARGET_VALUES
+from .presets import PAPER_DEFAULTS, PARITY_MARGINS, PRESETS, SMALL_DEFAULTS, TARGET_VALUES
 from .task import build_task
 
 
@@ -21,6 +21,7 @@ class BertMLMSuite(TrainingSuite):
     target_metric = "mlm_accuracy"
     target_values = TARGET_VALUES
     warmup_keys = ("warmup_steps", "steps")
+    parity_margins = PARITY_MARGINS
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """This suite's defaults for a builtin optimizer (paper table unless the offline corpus is used),

@@ -8,7 +8,7 @@ from typing import Any
 from nightbench.optimizers import Schedule
 from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
-from .presets import PRESETS, TARGET_VALUES
+from .presets import PARITY_MARGINS, PRESETS, TARGET_VALUES
 from .recipes import make_schedule, optimizer_defaults
 from .task import build_task
 
@@ -24,6 +24,7 @@ class ResNetImageNetSuite(TrainingSuite):
     target_metric = "top1"
     target_values = TARGET_VALUES
     warmup_keys = ("warmup_epochs", "epochs")
+    parity_margins = PARITY_MARGINS
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Default lr/momentum/weight decay (and the paper's recipe for normalized optimizers)."""

@@ -66,7 +66,7 @@ def test_local_tuning_grid_keeps_the_points_near_the_default_lr(toy_board, tmp_p
     spec = optimizer_registry.get_spec("sgd")
     grid = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
     monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": grid}))
-    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--seeds", "1") == 0  # ci preset: local grid
+    assert board(tmp_path, "--optimizers", "sgd", "--tune", "--tune-grid", "local", "--seeds", "1") == 0
     tried = sorted(c["hyperparameters"]["lr"] for c, _ in summaries(tmp_path).values() if c["protocol"] == "tuning")
     assert tried == [1e-2, 0.05, 0.1]  # the toy suite's default sgd lr is 0.05
 

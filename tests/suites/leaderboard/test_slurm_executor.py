@@ -116,7 +116,7 @@ def test_tuning_on_slurm_holds_the_barrier_across_a_reattach(slurm_cluster, tmp_
                                                             cancel_jobs_after):
     results = tmp_path / "results"
     cancel_jobs_after(results)
-    board = toy_board(results, fast_polling, "--optimizers", "sgd", "--tune", "--seeds", "2")
+    board = toy_board(results, fast_polling, "--optimizers", "sgd", "--tune", "--tune-grid", "local", "--seeds", "2")
     out = ok(nightbench(*board, "--detach"))
     assert "[tuning] 3 runs: 3 to run" in out  # the toy suite's sgd lr 0.05 and its grid neighbours
     assert "the final stage starts once they have" in out
