@@ -20,6 +20,7 @@ from nightbench.optimizers import get_spec, load_optimizer_file
 from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers import plugin_errors
 from nightbench.optimizers.errors import InputError
+from nightbench.optimizers.search_space import describe as describe_space
 
 from .catalog import get_suite, load_suite_file, suite_names
 from .config import ConfigError, parse_set_arguments
@@ -47,6 +48,8 @@ def list_optimizers(show_all: bool) -> None:
         for h in spec.hyperparameters:
             setting = f"{h.name} = {_format_value(h.default)}"
             print(f"{'':<18}{setting:<32} {h.accepted()}" + (f"  ({h.help})" if h.help else ""))
+        origin = "tuned over" if spec.search_space is not None else "tuned over (declares no space: lr alone)"
+        print(f"{'':<18}{origin}: " + "; ".join(f"{k} {v}" for k, v in describe_space(spec.tuning_space).items()))
         print()
     for source, error in plugin_errors().items():
         print(f"could not load {source}: {error}", file=sys.stderr)
