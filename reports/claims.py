@@ -133,9 +133,8 @@ def parity_reason(test: ParityTest, ours: str, theirs: str) -> str:
     return f"{head}, which overlaps −δ; {test.seeds_text()}"
 
 
-def _protocol_note(tags: dict[str, list[str]], ours: str, baseline: str) -> str:
-    """Where one side was tuned and the other not, the verdict says so."""
-    tuned = {name: any(p != "default" for p in protocols) for name, protocols in tags.items()}
+def _protocol_note(tuned: dict[str, bool], ours: str, baseline: str) -> str:
+    """Where one side was tuned (by --tune, or by a shipped study) and the other not, the verdict says so."""
     if tuned[ours] == tuned[baseline]:
         return ""
     t, u = (ours, baseline) if tuned[ours] else (baseline, ours)
@@ -160,11 +159,14 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     ours_runs, base_runs = chosen[chosen["optimizer"] == ours], chosen[chosen["optimizer"] == baseline]
     diff = compare_seeds(ours_runs[ours_runs["status"] == "completed"]["final_value"],
                          base_runs[base_runs["status"] == "completed"]["final_value"], higher, metric_range(metric))
-    tag, protocols_of = {}, {}  # name the protocol when tuned ('final') runs are compared
+    tag, tuned = {}, {}  # name the protocol when tuned ('final') runs are compared
     for name, frame in ((ours, ours_runs), (baseline, base_runs)):
         protocols = sorted(set(frame["protocol"]))
-        protocols_of[name] = protocols
+        studies = sorted(set(frame["tuned_by"].dropna())) if "tuned_by" in frame else []
+        tuned[name] = protocols != ["default"] or bool(studies)
         tag[name] = name if protocols == ["default"] else f"{name} ({', '.join(protocols)})"
+        if studies:
+            tag[name] += f" (tuned by {', '.join(studies)})"
     measured = f"{metric}: {_described(tag[ours], diff.ours)} vs {_described(tag[baseline], diff.theirs)}"
     comparisons = (Comparison(ours, baseline, f"final {metric}", diff),)
     if diff.ours.n == 0 and diff.theirs.n > 0:
@@ -173,7 +175,7 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
                      _scale(preset))
     if diff.ours.n == 0 or diff.theirs.n == 0:
         return Claim(key, title, paper, measured, UNKNOWN, "no completed runs to compare", _scale(preset))
-    note = _protocol_note(protocols_of, ours, baseline)
+    note = _protocol_note(tuned, ours, baseline)
     facts = suite_facts(chosen)
     declared = facts.parity_margin(preset) if facts is not None else None
     if declared is None:

@@ -35,7 +35,7 @@ RUN_COLUMNS = IDENTITY + [
     "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_reached",
     "steps", "wall_time", "step_time_median", "data_wait_fraction", "hyperparameters", "lr", "paper",
     "state_slots", "environment", "world_size", "suite_kind", "suite_facts", "suite_description", "created",
-    "finished",
+    "finished", "tuned_by",
 ]
 TUNING_COLUMNS = ["suite", "preset", "optimizer", "metric", "higher_is_better", "tuning_seed", "grid", "tried",
                   "best_lr", "best_value", "reason", "record"]
@@ -234,8 +234,16 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "suite_description": facts.description or None,
         "created": config.get("created"),
         "finished": summary.get("finished"),
+        "tuned_by": _tuned_by(config.get("defaults_source")),
     }
     return row, records, problems
+
+
+def _tuned_by(source: Any) -> str | None:
+    """'the shipped study NAME (budget N)' for a run whose defaults a shipped study chose, else None."""
+    if not isinstance(source, dict):
+        return None
+    return f"the shipped study {source.get('tuned_by') or '?'} (budget {source.get('budget') or '?'})"
 
 
 def _dedupe(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

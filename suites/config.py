@@ -15,6 +15,8 @@ from typing import Any, Mapping
 from nightbench.optimizers import OptimizerSpec, ParamGroupPolicy
 from nightbench.optimizers.errors import InputError
 
+from .tuned_defaults import tuned_overrides
+
 # Keys the engine reads from every suite config; presets may override them.
 ENGINE_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",  # 'fp32' or 'bf16' (autocast; meant for the paper presets on GPUs)
@@ -122,7 +124,9 @@ def resolve_config(
     suite_keys = set(base)
     user_hp, user_policy, user_suite = split_keys(overrides, spec, suite_keys, "--set")
     suite_config = {**base, **{k: _coerce_like(k, v, base[k]) for k, v in user_suite.items()}}
-    defaults = suite.optimizer_defaults(spec.name, suite_config) or {}
+    # the suite's hand-picked defaults, then what a shipped tuning study chose (tuned_defaults.py)
+    defaults = {**(suite.optimizer_defaults(spec.name, suite_config) or {}),
+                **tuned_overrides(suite, preset, spec.name)}
     default_hp, default_policy, default_suite = split_keys(
         defaults, spec, suite_keys, f"suite '{suite.name}' defaults for '{spec.name}'"
     )

@@ -21,6 +21,7 @@ from .catalog import get_suite, load_suite_file
 from .config import ConfigError, ResolvedConfig, resolve_config
 from .layout import request_path, run_path
 from .run_dir import atomic_write_json, identity_hash
+from .tuned_defaults import defaults_source
 
 PROTOCOLS = ("default", "tuning", "final")
 MAX_SEED = 2**63 - 1  # seeds feed torch's and numpy's generators (64-bit)
@@ -95,6 +96,7 @@ def plan_run(request: RunRequest) -> RunPlan:
         "run_name": name,
         "protocol": request.protocol,
         "overrides": resolved.overrides,
+        "defaults_source": defaults_source(suite, request.preset, spec.name),
         "optimizer_spec": spec.to_dict(),
         "suite_kind": suite.kind,
         "suite_description": suite.description,

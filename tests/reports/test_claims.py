@@ -125,3 +125,19 @@ def test_rescue_cannot_tell_when_intervals_cross_zero(tmp_path, run_writer):
     assert needed and needed > 2
     assert "overlaps zero (nsgd_momentum − nsgd" in claim.reason
     assert f"about {needed:,} seeds per optimizer would separate the smallest of these differences" in claim.reason
+
+
+def test_a_tuned_optimizer_against_an_untuned_one_says_so(tmp_path, run_writer):
+    import json
+
+    writer = run_writer(tmp_path)
+    for seed in range(3):
+        ours = writer.training_run("bert_mlm", "nigt", seed, 0.40 + seed / 1000, metric="mlm_accuracy", target=0.2)
+        writer.training_run("bert_mlm", "adam", seed, 0.40 + seed / 1000, metric="mlm_accuracy", target=0.2)
+        config = json.loads((ours / "config.json").read_text())
+        config["defaults_source"] = {"tuned_by": "small-study", "budget": 6}
+        (ours / "config.json").write_text(json.dumps(config))
+    claim = _claims_for(tmp_path)["bert"]
+    assert claim.verdict == SUPPORTS and claim.label.startswith("matches (not worse by more than δ = 0.01)")
+    assert "tuned by the shipped study small-study (budget 6)" in claim.measured
+    assert "note: nigt was tuned and adam was not, which favours nigt" in claim.reason
