@@ -23,6 +23,7 @@ import pandas as pd
 
 from nightbench.optimizers.errors import InputError
 from nightbench.suites import layout
+from nightbench.suites.outcomes import SUMMARY_STATES, RunState
 
 from .facts import facts_from_config
 
@@ -41,6 +42,9 @@ TUNING_COLUMNS = ["suite", "preset", "optimizer", "metric", "higher_is_better", 
                   "best_lr", "best_value", "reason", "record"]
 # What summary.json says about the target: the engine's fields, read as they are.
 REACHED, NOT_REACHED, UNKNOWN_REACH = "reached", "not reached", "unknown"
+# A row's status beside the RunStates a summary names: a run directory without a (readable) summary.
+INCOMPLETE, DAMAGED = "incomplete", "damaged"
+BROKEN_STATES = (RunState.DIVERGED, RunState.FAILED)  # ended without a value: a tuning lr that lost
 
 
 class ResultsNotFoundError(InputError, FileNotFoundError):
@@ -171,20 +175,20 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
     rel = run_dir.relative_to(results_dir).as_posix()
 
     if config_error and not any((run_dir / name).exists() for name in ANY_RUN_FILE):
-        status = "incomplete"
+        status = INCOMPLETE
         problems.insert(0, "empty run directory (no config.json yet: starting, or abandoned before writing)")
     elif config_error:
-        status = "damaged"
+        status = DAMAGED
         problems.insert(0, config_error)
     elif summary_error and (run_dir / layout.SUMMARY_FILE).exists():
-        status = "damaged"
+        status = DAMAGED
         problems.insert(0, summary_error)
     elif summary is None:
-        status = "incomplete"
+        status = INCOMPLETE
         problems.insert(0, "no summary.json: the run did not finish (still running, interrupted or crashed)")
     else:
-        status = str(summary.get("status") or "unknown")
-        if status not in ("completed", "diverged", "failed"):
+        status = str(summary.get("status") or RunState.UNKNOWN)
+        if status not in SUMMARY_STATES:
             problems.insert(0, f"summary.json status {status!r} is not completed/diverged/failed")
     summary = summary or {}
 
@@ -278,7 +282,7 @@ def load_tuning_records(root: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]
         rel = path.relative_to(root).as_posix()
         preset, suite = path.relative_to(folder).parts[:2]
         problems.append({"run_id": rel, "suite": suite, "preset": preset, "optimizer": path.stem, "run_name": None,
-                         "seed": None, "protocol": "tuning", "status": "damaged", "run_dir": rel,
+                         "seed": None, "protocol": "tuning", "status": DAMAGED, "run_dir": rel,
                          "reason": f"tuning record: {error}"})
     return pd.DataFrame(rows, columns=TUNING_COLUMNS), problems
 
@@ -299,12 +303,12 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             log.warning("could not read run directory %s: %s", run_dir, exc)
             ident = layout.identity_from_path(run_dir, root)
             row = {"run_id": run_dir.relative_to(root).as_posix(), **ident, "seed": None, "protocol": "default",
-                   "status": "damaged", "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
+                   "status": DAMAGED, "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
                    "run_dir": run_dir.relative_to(root).as_posix()}
             records, problems = [], [row["problems"]]
         rows.append(row)
         ident = {k: row.get(k) for k in IDENTITY}
-        if problems or row["status"] not in ("completed", "diverged", "failed"):
+        if problems or row["status"] not in SUMMARY_STATES:
             problem_rows.append({**ident, "status": row["status"], "run_dir": row["run_dir"],
                                  "reason": "; ".join(problems)})
         for record in records:

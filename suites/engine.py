@@ -33,7 +33,8 @@ from .environment import environment
 from .layout import CACHE_DIR, CONFIG_FILE
 from .plan import RunPlan, RunRequest, plan_run
 from .progress import Progress
-from .run_dir import FINISHED_STATUSES, MetricsLog, atomic_write_json, read_json, read_metrics, read_summary, run_lock
+from .outcomes import FINISHED_STATES, RunState
+from .run_dir import MetricsLog, atomic_write_json, read_json, read_metrics, read_summary, run_lock
 from .trainer import Diverged, Trainer, seed_everything
 
 
@@ -48,7 +49,7 @@ SUITE_INPUT_EXCEPTIONS = (ValueError, FileNotFoundError, NotADirectoryError)
 @dataclass
 class RunOutcome:
     run_dir: Path
-    status: str
+    status: RunState
     summary: dict
     skipped: bool = False  # True when the run had already finished and nothing was done
 
@@ -112,7 +113,7 @@ class Host:
         """Whether an interruption was the launcher stopping ranks after another rank failed."""
         return False
 
-    def final_status(self, status: str, extra: dict) -> tuple[str, dict]:
+    def final_status(self, status: RunState, extra: dict) -> tuple[RunState, dict]:
         """The status to record, given what the other ranks reported (here: as it is)."""
         return status, extra
 
@@ -148,8 +149,8 @@ def execute_run(request: RunRequest | RunPlan) -> RunOutcome:
 def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
     run_dir = plan.run_dir
     summary = host.share(read_summary(run_dir) if host.is_main else None)
-    if summary and summary.get("status") in FINISHED_STATUSES:
-        return RunOutcome(run_dir, summary["status"], summary, skipped=True)
+    if summary and summary.get("status") in FINISHED_STATES:
+        return RunOutcome(run_dir, RunState(summary["status"]), summary, skipped=True)
     host.check()
     fresh = host.share(not (run_dir / CONFIG_FILE).exists() if host.is_main else None)
     try:
@@ -164,7 +165,7 @@ def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
 def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
     started = now()
     seed_everything(plan.request.seed)  # the same on every rank: the task is built alike everywhere
-    status, fields, extra = "failed", {}, {}
+    status, fields, extra = RunState.FAILED, {}, {}
     try:
         if isinstance(plan.suite, TrainingSuite):
             status, fields, extra = _train(plan, host)
@@ -180,7 +181,7 @@ def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
         if not host.keeps_going_after(exc):
             raise
         extra = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
-        status = "failed"
+        status = RunState.FAILED
     status, extra = host.final_status(status, extra)
     if not host.is_main:
         return RunOutcome(plan.run_dir, status, {"status": status, **fields, **extra})
@@ -193,19 +194,19 @@ def _write_config(plan: RunPlan, host: Host) -> None:
         atomic_write_json(plan.run_dir / CONFIG_FILE, host.recorded_config())
 
 
-def _train(plan: RunPlan, host: Host) -> tuple[str, dict, dict]:
+def _train(plan: RunPlan, host: Host) -> tuple[RunState, dict, dict]:
     task = host.build_task(plan.suite, host.build_context())
     _write_config(plan, host)
     trainer = host.make_trainer(task)
     try:
-        return "completed", trainer.run(), {}
+        return RunState.COMPLETED, trainer.run(), {}
     except Diverged as exc:  # every rank sees the same summed loss and parameters: all stop here
-        return "diverged", trainer.summary_fields(), {"diverged_step": exc.step, "error": str(exc)}
+        return RunState.DIVERGED, trainer.summary_fields(), {"diverged_step": exc.step, "error": str(exc)}
     finally:
         trainer.close()
 
 
-def finish_run(plan: RunPlan, started: datetime.datetime, status: str, fields: dict, extra: dict) -> RunOutcome:
+def finish_run(plan: RunPlan, started: datetime.datetime, status: RunState, fields: dict, extra: dict) -> RunOutcome:
     """Write summary.json (atomically) from what the run produced; the outcome the caller returns."""
     summary = {
         "status": status,
@@ -234,7 +235,7 @@ def intra_op_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[str, dict]:
+def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[RunState, dict]:
     """An ExperimentSuite's run: (status, summary fields); 'diverged' when every unit diverged."""
     run_dir, spec, resolved = plan.run_dir, plan.spec, plan.resolved
     log = MetricsLog(run_dir / "metrics.jsonl")
@@ -267,4 +268,4 @@ def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[str, dict]:
         progress.close()
         log.close()
     fields = {"final_metrics": final, "wall_time": datetime.datetime.now().timestamp() - started}
-    return ("diverged" if plan.suite.all_diverged(final) else "completed"), fields
+    return (RunState.DIVERGED if plan.suite.all_diverged(final) else RunState.COMPLETED), fields

@@ -24,9 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-FINISHED_STATUSES = ("completed", "diverged")
-
-
 class RunLockedError(RuntimeError):
     """Another process is working on this run directory."""
 

@@ -20,18 +20,24 @@ from pathlib import Path
 from .layout import CONFIG_FILE, METRICS_FILE, REQUEST_SUFFIX, RUN_DEPTH, SUMMARY_FILE
 from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
                                       squeue_states, summary_is_current)
+from .outcomes import RunState
 from .run_dir import read_json
 
-STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "pending", "unknown")
-ALWAYS_SHOWN = ("queued", "running", "completed", "diverged", "failed")
+# the columns of the table, in this order; the first five always, the others when a run is in that state
+STATES = (RunState.QUEUED, RunState.RUNNING, RunState.COMPLETED, RunState.DIVERGED, RunState.FAILED,
+          RunState.INTERRUPTED, RunState.PENDING, RunState.UNKNOWN)
+ALWAYS_SHOWN = STATES[:5]
+TROUBLE_STATES = (RunState.FAILED, RunState.INTERRUPTED)  # listed one by one, with their error
 
 
 @dataclass
-class RunStatus:
+class RunStanding:
+    """Where one run stands, as `nightbench status` shows it."""
+
     run_dir: Path
     suite: str
     stage: str
-    state: str
+    state: RunState | str  # a str only for a summary with a status no RunState names
     job_id: str | None = None
     jobs: tuple[str, ...] = ()
     log: str | None = None
@@ -55,7 +61,7 @@ def find_runs(results: Path) -> list[Path]:
     return sorted(found)
 
 
-def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
+def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
     """One run's state; queue None: squeue could not be asked."""
     request = read_json(run_dir.with_name(run_dir.name + REQUEST_SUFFIX)) or {}
     config = read_json(run_dir / CONFIG_FILE) or {}
@@ -63,17 +69,17 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
     record = read_job(run_dir)
     suite = config.get("suite") or request.get("suite") or run_dir.parts[-4]
     stage = (record or {}).get("stage") or config.get("protocol") or request.get("protocol") or "?"
-    status = RunStatus(run_dir, suite, stage, "pending")
+    status = RunStanding(run_dir, suite, stage, RunState.PENDING)
     if record is not None:
         status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
         status.state = job_state(run_dir, record, queue)
-        if status.state == "failed":
+        if status.state == RunState.FAILED:
             error = summary.get("error") if summary_is_current(run_dir, record) else job_error(record)
             status.error = error.strip().splitlines()[-1] if error else None
     elif summary.get("status"):  # a run of another executor
         status.state, status.error = summary["status"], summary.get("error")
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
-        status.state = "interrupted"  # started, never finished: the same command resumes it
+        status.state = RunState.INTERRUPTED  # started, never finished: the same command resumes it
     return status
 
 
@@ -101,7 +107,7 @@ def compress_job_ids(job_ids: list[str]) -> str:
     return " ".join(parts + sorted(singles))
 
 
-def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
+def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> str:
     counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
     jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
     for run in runs:
@@ -116,7 +122,7 @@ def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
                      + "  ".join(f"{counts[key][s]:>{max(len(s), 5)}}" for s in shown))
         if jobs[key]:
             lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
-    trouble = [r for r in runs if r.state in ("failed", "interrupted")]
+    trouble = [r for r in runs if r.state in TROUBLE_STATES]
     if trouble:
         lines += ["", "failed or interrupted (the same leaderboard command submits them again):"]
         for run in trouble:

@@ -6,7 +6,7 @@ The leaderboard decides WHAT runs (planner, protocols); an executor decides WHER
 `python -m nightbench.suites.cli run --request FILE`, and leaves its run directory; an executor
 never interprets results itself.
 
-Run states an executor reports (`status`):
+Run states an executor reports (`status`; outcomes.RunState):
     pending     not known to this executor (never submitted, or its job is gone)
     queued      submitted, not started
     running     started, no summary yet
@@ -21,10 +21,8 @@ from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
 from ..plan import RunPlan
-from ..run_dir import FINISHED_STATUSES, read_summary
-
-PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
-ACTIVE_STATES = (QUEUED, RUNNING)
+from ..outcomes import ACTIVE_STATES, FINISHED_STATES, RunState
+from ..run_dir import read_summary
 
 
 class Executor(ABC):
@@ -37,11 +35,11 @@ class Executor(ABC):
         """Start or queue these runs (none of them finished, none active). Returns without waiting."""
 
     @abstractmethod
-    def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+    def wait(self, on_end: Callable[[RunPlan, RunState | str], None]) -> None:
         """Block until every run submitted (or found active) has ended; call on_end(plan, state) as each does."""
 
     @abstractmethod
-    def status(self, plan: RunPlan) -> str:
+    def status(self, plan: RunPlan) -> RunState:
         """This run's state (see the module docstring)."""
 
     def adopt(self, plans: Sequence[RunPlan]) -> None:
@@ -57,10 +55,10 @@ class Executor(ABC):
         """Release workers; called once when the board is done or interrupted."""
 
 
-def finished_state(plan: RunPlan) -> str | None:
+def finished_state(plan: RunPlan) -> RunState | None:
     """'completed' or 'diverged' where the run directory says so, else None (a failed run is retried)."""
-    status = (read_summary(plan.run_dir) or {}).get("status")
-    return status if status in FINISHED_STATUSES else None
+    status = RunState.parse((read_summary(plan.run_dir) or {}).get("status"))
+    return status if status in FINISHED_STATES else None
 
 
 def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait: bool = True,
@@ -86,17 +84,17 @@ def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait:
         refused = len(executor.refused()) if todo else 0  # refused() speaks of the latest submit
         counts["submitted"] = len(todo) + len(active) - refused
         if refused:
-            counts["failed"] = refused
+            counts[RunState.FAILED.value] = refused
         return counts
     total, started = len(todo) + len(active), time.monotonic()
     if not total:
         return counts
     ended = 0
 
-    def on_end(plan: RunPlan, state: str) -> None:
+    def on_end(plan: RunPlan, state: RunState | str) -> None:
         nonlocal ended
         ended += 1
-        counts[state] = counts.get(state, 0) + 1
+        counts[str(state)] = counts.get(str(state), 0) + 1
         elapsed = time.monotonic() - started
         eta = elapsed / ended * (total - ended)
         echo(f"[{stage}] {ended}/{total} {state:<9} {plan.label}  (elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
