@@ -30,11 +30,12 @@ from .base import BuildContext, RunContext, TrainingSuite, TrainingTask
 from .config import ConfigError
 from .devices import resolve_device
 from .environment import environment
-from .layout import CACHE_DIR, CONFIG_FILE
+from .layout import CACHE_DIR, CONFIG_FILE, METRICS_FILE
 from .plan import RunPlan, RunRequest, plan_run
 from .progress import Progress
 from .outcomes import FINISHED_STATES, RunState
-from .run_dir import MetricsLog, atomic_write_json, read_json, read_metrics, read_summary, run_lock
+from .run_dir import MetricsLog, atomic_write_json, read_metrics, run_lock
+from .summary import CONFIG_FORMAT_VERSION, VERSION_KEY, RunSummary, read_config, read_summary, write_summary
 from .trainer import Diverged, Trainer, seed_everything
 
 
@@ -50,7 +51,7 @@ SUITE_INPUT_EXCEPTIONS = (ValueError, FileNotFoundError, NotADirectoryError)
 class RunOutcome:
     run_dir: Path
     status: RunState
-    summary: dict
+    summary: dict  # summary.json's object (RunSummary.to_json)
     skipped: bool = False  # True when the run had already finished and nothing was done
 
 
@@ -71,6 +72,7 @@ class Host:
     def check(self) -> None:
         """Refusals that depend on the run directory, made before anything is written."""
         run_dir = self.plan.run_dir
+        read_config(run_dir)  # a run started by a newer nightbench is left to it (FormatVersionError)
         if (run_dir / "deepspeed").is_dir() and read_summary(run_dir) is None:
             raise ConfigError(f"{run_dir} holds an unfinished run started with --deepspeed; resume it with --deepspeed")
 
@@ -100,7 +102,8 @@ class Host:
     def recorded_config(self) -> dict:
         """config.json: the plan's config plus where and when the run executes."""
         return {**self.plan.config, "device": str(self.device), "world_size": self.world_size,
-                "environment": environment(), "created": now().isoformat(timespec="seconds")}
+                "environment": environment(), "created": now().isoformat(timespec="seconds"),
+                VERSION_KEY: CONFIG_FORMAT_VERSION}
 
     def make_trainer(self, task: TrainingTask) -> Trainer:
         return Trainer(**trainer_arguments(self.plan, task, self.device))
@@ -149,8 +152,8 @@ def execute_run(request: RunRequest | RunPlan) -> RunOutcome:
 def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
     run_dir = plan.run_dir
     summary = host.share(read_summary(run_dir) if host.is_main else None)
-    if summary and summary.get("status") in FINISHED_STATES:
-        return RunOutcome(run_dir, RunState(summary["status"]), summary, skipped=True)
+    if summary is not None and summary.status in FINISHED_STATES:
+        return RunOutcome(run_dir, summary.status, summary.to_json(), skipped=True)
     host.check()
     fresh = host.share(not (run_dir / CONFIG_FILE).exists() if host.is_main else None)
     try:
@@ -190,7 +193,7 @@ def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
 
 
 def _write_config(plan: RunPlan, host: Host) -> None:
-    if host.is_main and read_json(plan.run_dir / CONFIG_FILE) is None:
+    if host.is_main and read_config(plan.run_dir) is None:
         atomic_write_json(plan.run_dir / CONFIG_FILE, host.recorded_config())
 
 
@@ -207,21 +210,16 @@ def _train(plan: RunPlan, host: Host) -> tuple[RunState, dict, dict]:
 
 
 def finish_run(plan: RunPlan, started: datetime.datetime, status: RunState, fields: dict, extra: dict) -> RunOutcome:
-    """Write summary.json (atomically) from what the run produced; the outcome the caller returns."""
-    summary = {
-        "status": status,
-        "diverged_step": None,
-        "error": None,
-        "final_metrics": {},
-        "target_metric": plan.suite.target_metric,
-        "target_value": plan.config["target_value"],
-        "started": started.isoformat(timespec="seconds"),
-        "finished": now().isoformat(timespec="seconds"),
-        **fields,
-        **extra,
-    }
-    atomic_write_json(plan.run_dir / "summary.json", summary)
-    return RunOutcome(plan.run_dir, status, summary)
+    """Write summary.json (atomically) from what the run produced; the outcome the caller returns.
+
+    `fields` are the trainer's (or an experiment's) RunSummary fields, `extra` what ended the run;
+    a trainer's fields carry steps_to_target: it tracked the target (None there: never reached)."""
+    summary = RunSummary(
+        status=status, target_metric=plan.suite.target_metric, target_value=plan.config["target_value"],
+        started=started.isoformat(timespec="seconds"), finished=now().isoformat(timespec="seconds"),
+        target_recorded="steps_to_target" in fields, **fields, **extra)
+    write_summary(plan.run_dir, summary)
+    return RunOutcome(plan.run_dir, status, summary.to_json())
 
 
 @contextlib.contextmanager
@@ -238,7 +236,7 @@ def intra_op_threads(threads: int) -> Iterator[None]:
 def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[RunState, dict]:
     """An ExperimentSuite's run: (status, summary fields); 'diverged' when every unit diverged."""
     run_dir, spec, resolved = plan.run_dir, plan.spec, plan.resolved
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    log = MetricsLog(run_dir / METRICS_FILE)
     progress = Progress(0, f"{plan.suite.name}/{spec.name}", unit="unit", enabled=plan.request.progress)
     # On resume the clock continues from the last record of the earlier sessions: 'time' stays
     # monotonic and wall_time counts the work they kept (work after their last record is redone).

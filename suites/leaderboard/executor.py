@@ -16,13 +16,14 @@ Run states an executor reports (`status`; outcomes.RunState):
 
 from __future__ import annotations
 
+import datetime
 import time
 from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
 from ..plan import RunPlan
 from ..outcomes import ACTIVE_STATES, FINISHED_STATES, RunState
-from ..run_dir import read_summary
+from ..summary import RunSummary, read_summary
 
 
 class Executor(ABC):
@@ -57,8 +58,16 @@ class Executor(ABC):
 
 def finished_state(plan: RunPlan) -> RunState | None:
     """'completed' or 'diverged' where the run directory says so, else None (a failed run is retried)."""
-    status = RunState.parse((read_summary(plan.run_dir) or {}).get("status"))
-    return status if status in FINISHED_STATES else None
+    summary = read_summary(plan.run_dir)
+    return summary.status if summary is not None and summary.status in FINISHED_STATES else None
+
+
+def failed_summary(plan: RunPlan, executor: str, error: str, **details) -> RunSummary:
+    """The summary an executor writes for a run that could not write its own (its process died, its
+    job was refused or raised): failed, with what the plan knows of the run and `details` (log, ...)."""
+    return RunSummary(status=RunState.FAILED, error=error, target_metric=plan.suite.target_metric,
+                      target_value=plan.config["target_value"], executor=executor,
+                      finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **details)
 
 
 def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait: bool = True,

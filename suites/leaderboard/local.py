@@ -24,9 +24,10 @@ from typing import Callable, Sequence
 
 from ..layout import LOGS_DIR, safe_name
 from ..plan import RunPlan, write_request
-from ..run_dir import atomic_write_json, is_locked, read_summary
+from ..run_dir import is_locked
+from ..summary import read_summary, write_summary
 from ..outcomes import ExitCode, RunState
-from .executor import Executor
+from .executor import Executor, failed_summary
 
 RUNNING_ELSEWHERE = "running elsewhere"
 # how a child's status says it was interrupted: its own exit code, or killed by (or exiting for) a signal
@@ -91,7 +92,7 @@ class LocalExecutor(Executor):
             code = subprocess.run(self.command(request_file), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         summary = read_summary(plan.run_dir)
         if summary is not None:
-            return summary.get("status", RunState.FAILED)
+            return summary.status
         if code == ExitCode.RUNNING_ELSEWHERE:
             return RUNNING_ELSEWHERE
         if code in INTERRUPTED_EXITS:
@@ -99,7 +100,7 @@ class LocalExecutor(Executor):
             return RunState.INTERRUPTED
         if plan.run_dir.exists() and not is_locked(plan.run_dir):
             tail = log_path.read_text(errors="replace")[-2000:]
-            atomic_write_json(plan.run_dir / "summary.json", {
-                "status": RunState.FAILED, "error": f"the run process exited with status {code} without a summary",
-                "log_tail": tail, "log": str(log_path), "final_metrics": {}})
+            write_summary(plan.run_dir, failed_summary(
+                plan, self.name, f"the run process exited with status {code} without a summary",
+                log_tail=tail, log=str(log_path)))
         return RunState.FAILED

@@ -26,11 +26,10 @@ from typing import Callable, Sequence
 from nightbench.optimizers.errors import InputError
 
 from ..base import TrainingSuite
-from ..layout import SUMMARY_FILE
 from ..plan import RunPlan, write_request
-from ..run_dir import atomic_write_json, read_summary
+from ..summary import read_summary, write_summary
 from ..outcomes import FINISHED_STATES, RunState
-from .executor import Executor
+from .executor import Executor, failed_summary
 from .slurm_job import DistributedSettings, RunJob
 from .slurm_options import SlurmOptionError, SlurmOptions, add_slurm_arguments, options_from_args, submitit_parameters
 from .slurm_queue import SLURM_DIR, job_error, job_state, read_job, record_job, squeue_states, summary_is_current
@@ -101,7 +100,8 @@ class SlurmExecutor(Executor):
         record = read_job(plan.run_dir)
         if record is not None:
             return job_state(plan.run_dir, record, self._queue_states())
-        return (read_summary(plan.run_dir) or {}).get("status") or RunState.PENDING
+        summary = read_summary(plan.run_dir)
+        return summary.status if summary is not None else RunState.PENDING
 
     def wait(self, on_end: Callable[[RunPlan, RunState], None]) -> None:
         while self._refused:
@@ -189,19 +189,14 @@ class SlurmExecutor(Executor):
         return state
 
 
-def _failed_summary(error: str, **extra) -> dict:
-    return {"status": RunState.FAILED, "error": error, "diverged_step": None, "final_metrics": {}, "executor": "slurm",
-            **extra}
-
-
 def _record_refusal(plan: RunPlan, message: str) -> None:
     """sbatch refused the job: the run is recorded as failed with sbatch's message (and retried next time)."""
-    atomic_write_json(plan.run_dir / SUMMARY_FILE, _failed_summary(f"sbatch refused the job: {message}"))
+    write_summary(plan.run_dir, failed_summary(plan, SlurmExecutor.name, f"sbatch refused the job: {message}"))
 
 
 def _record_job_failure(plan: RunPlan, record: dict, error: str) -> None:
     """The job raised before the run could record its end (bad input in the job, too many requeues)."""
     last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-    atomic_write_json(plan.run_dir / SUMMARY_FILE, _failed_summary(
-        f"SLURM job {record['job_id']} failed: {last_line}", traceback=error[-4000:], log=record.get("log"),
-        job_id=record["job_id"]))
+    write_summary(plan.run_dir, failed_summary(
+        plan, SlurmExecutor.name, f"SLURM job {record['job_id']} failed: {last_line}", traceback=error[-4000:],
+        log=record.get("log"), job_id=record["job_id"]))

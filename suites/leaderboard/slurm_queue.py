@@ -20,11 +20,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..layout import SUMMARY_FILE
+from ..layout import JOB_FILE, SUMMARY_FILE
 from ..outcomes import RunState
-from ..run_dir import atomic_write_json, read_json, read_summary
+from ..run_dir import atomic_write_json, read_json
+from ..summary import read_summary
 
-JOB_FILE = "job.json"
 SLURM_DIR = "_slurm"  # <results>/_slurm/: submitit's job files and the jobs' logs
 QUEUED, RUNNING = RunState.QUEUED, RunState.RUNNING
 # squeue's job states (long form) -> the executor's words
@@ -132,8 +132,8 @@ def job_state(run_dir: Path, record: dict, queue: dict[str, str] | None) -> RunS
     if queue is not None and record["job_id"] in queue:
         return RunState(queue[record["job_id"]])
     summary = read_summary(run_dir)
-    if summary and summary.get("status") and summary_is_current(run_dir, record):
-        return summary["status"]
+    if summary is not None and summary_is_current(run_dir, record):
+        return summary.status
     if job_error(record) is not None:
         return RunState.FAILED
     return RunState.INTERRUPTED if queue is not None else RunState.UNKNOWN
