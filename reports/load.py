@@ -23,7 +23,9 @@ import pandas as pd
 
 from nightbench.optimizers.errors import InputError
 from nightbench.suites import layout
+from nightbench.suites.memory_overhead.suite import RECORD_KIND as MEMORY_RECORD
 from nightbench.suites.outcomes import SUMMARY_STATES, RunState
+from nightbench.suites.small_batch_variance.findings import RECORD_KIND as SBV_RECORD
 from nightbench.suites.summary import (KNOWN_CONFIG_VERSIONS, NUMBER_FIELDS, SUMMARY_FIELDS, FormatVersionError,
                                        RunSummary, SummaryError, check_format_version, parse_summary)
 
@@ -316,9 +318,9 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             if kind in ("train", "eval"):
                 scalars = {k: _number(v) for k, v in record.items() if k != "kind"}
                 curve_rows.append({**ident, "kind": kind, **scalars})
-            elif kind == "sbv_unit":
+            elif kind == SBV_RECORD:
                 sbv_rows.append({**ident, **record})
-            elif kind == "memory":
+            elif kind == MEMORY_RECORD:
                 memory_rows.append({**ident, **record})
 
     runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
