@@ -11,7 +11,6 @@ import base64
 import datetime as _dt
 import logging
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import jinja2
 import pandas as pd
 
 from nightbench.suites.outcomes import SUMMARY_STATES
+from nightbench.suites.run_dir import atomic_write_text
 
 from . import figures, tables
 from .claims import CLAIM_SUITES, REFUTES, SUPPORTS, Claim, paper_claims
@@ -295,16 +295,7 @@ def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike)
     output = check_output_path(output_path)
     results = load_results(results_dir)
     page = render(build_context(results))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # write-then-rename: an interrupted build never leaves a half-written report behind
-    handle, tmp_name = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=output.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(page)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a report is meant to be shared
-        os.replace(tmp_name, output)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # atomic: an interrupted build never leaves a half-written report behind; a report is meant to be shared
+    atomic_write_text(output, page, mode=0o644)
     log.info("wrote report %s (%d runs)", output, len(results.runs))
     return output

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from nightbench.optimizers import create
+from nightbench.optimizers.errors import InputError
 
 from .base import BuildContext, RunContext, TrainingSuite, TrainingTask
 from .config import ConfigError
@@ -43,8 +44,9 @@ class SuiteInputError(ConfigError):
     """The suite rejected its input (data path, tokenizer, corpus size) before training started."""
 
 
-# A suite's builder reports bad input with these; anything else it raises is a bug.
-SUITE_INPUT_EXCEPTIONS = (ValueError, FileNotFoundError, NotADirectoryError)
+# A suite's builder reports bad input with these (config.SuiteConfigError, SuiteDataError, ...);
+# anything else it raises is a bug: the run is recorded as failed, with its traceback.
+SUITE_INPUT_EXCEPTIONS = (InputError,)
 
 
 @dataclass

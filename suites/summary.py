@@ -9,7 +9,8 @@ carry no `format_version`: they are version 0, and read as they are. A file of a
 than this module knows is refused (FormatVersionError): an older nightbench must neither guess at
 it nor run again over it.
 
-Imports nothing heavy: the engine, the executors, `nightbench status` and the reports use it.
+Imports no torch of its own (layout, outcomes, run_dir, InputError): the engine, the executors,
+`nightbench status` and the reports use it.
 """
 
 from __future__ import annotations
