@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nightbench.suites.outcomes import RunState
 from nightbench.suites.small_batch_variance import findings
 
 from . import fmt
@@ -157,8 +158,8 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), "final metric")
     higher = bool(chosen["higher_is_better"].iloc[0])
     ours_runs, base_runs = chosen[chosen["optimizer"] == ours], chosen[chosen["optimizer"] == baseline]
-    diff = compare_seeds(ours_runs[ours_runs["status"] == "completed"]["final_value"],
-                         base_runs[base_runs["status"] == "completed"]["final_value"], higher, metric_range(metric))
+    diff = compare_seeds(ours_runs[ours_runs["status"] == RunState.COMPLETED]["final_value"],
+                         base_runs[base_runs["status"] == RunState.COMPLETED]["final_value"], higher, metric_range(metric))
     tag, tuned = {}, {}  # name the protocol when tuned ('final') runs are compared
     for name, frame in ((ours, ours_runs), (baseline, base_runs)):
         protocols = sorted(set(frame["protocol"]))
@@ -180,12 +181,12 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     declared = facts.parity_margin(preset) if facts is not None else None
     if declared is None:
         verdict = {BETTER: SUPPORTS, WORSE: REFUTES}.get(diff.outcome, UNKNOWN)
-        reason = (f"{suite} declares no parity margin at preset {preset}, so the difference is tested against "
-                  f"zero: {difference_reason(diff, ours, baseline)}")
+        reason = (f"{difference_reason(diff, ours, baseline)}; {suite} declares no parity margin at preset {preset}, "
+                  "so the difference was tested against zero")
         return Claim(key, title, paper, measured, verdict, reason + note, _scale(preset), comparisons)
     margin, why = declared
-    test = parity_test(ours_runs[ours_runs["status"] == "completed"]["final_value"],
-                       base_runs[base_runs["status"] == "completed"]["final_value"], margin, higher,
+    test = parity_test(ours_runs[ours_runs["status"] == RunState.COMPLETED]["final_value"],
+                       base_runs[base_runs["status"] == RunState.COMPLETED]["final_value"], margin, higher,
                        metric_range(metric))
     comparisons = (Comparison(ours, baseline, f"final {metric}", test.difference, test),)
     verdict = {MATCHES: SUPPORTS, CLEARLY_BETTER: SUPPORTS, WORSE_BY_MARGIN: REFUTES}.get(test.outcome, UNKNOWN)

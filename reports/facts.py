@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE = (
-    "leaderboard", "learning_curves", "memory", "small_batch_variance")
-SECTIONS = (LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE)
-TRAINING_SECTIONS = (LEADERBOARD, LEARNING_CURVES)
+from nightbench.suites.base import LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE, TrainingSuite
+from nightbench.suites.base import REPORT_SECTIONS as SECTIONS
+
+TRAINING_SECTIONS = TrainingSuite.report_sections
 # Before suites declared their sections: the experiment suites' sections, by suite name.
 LEGACY_EXPERIMENT_SECTIONS = {"memory_overhead": (MEMORY,), "small_batch_variance": (SMALL_BATCH_VARIANCE,)}
 

@@ -11,7 +11,6 @@ import base64
 import datetime as _dt
 import logging
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,13 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from nightbench.suites.outcomes import SUMMARY_STATES
+from nightbench.suites.run_dir import atomic_write_text
+
 from . import budget, figures, search_figures, tables
 from .claims import CLAIM_SUITES, REFUTES, SUPPORTS, Claim, paper_claims
 from .facts import LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE, suite_facts
-from .load import Results, load_results
+from .load import DAMAGED, INCOMPLETE, Results, load_results
 from .output import check_output_path
 from .palette import is_paper_optimizer, optimizer_colors
 from .profiles import R_MAX
@@ -116,7 +118,7 @@ def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "")
 
 def _status_line(runs: pd.DataFrame) -> str:
     counts = Counter(runs["status"])
-    order = ["completed", "diverged", "failed", "incomplete", "damaged"]
+    order = [*SUMMARY_STATES, INCOMPLETE, DAMAGED]
     parts = [f"{counts[s]} {s}" for s in order if counts[s]]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
     protocols = Counter(runs["protocol"])
@@ -315,16 +317,7 @@ def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike)
     output = check_output_path(output_path)
     results = load_results(results_dir)
     page = render(build_context(results))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # write-then-rename: an interrupted build never leaves a half-written report behind
-    handle, tmp_name = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=output.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(page)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a report is meant to be shared
-        os.replace(tmp_name, output)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # atomic: an interrupted build never leaves a half-written report behind; a report is meant to be shared
+    atomic_write_text(output, page, mode=0o644)
     log.info("wrote report %s (%d runs)", output, len(results.runs))
     return output

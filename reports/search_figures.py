@@ -10,6 +10,8 @@ import seaborn as sns
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from nightbench.suites.outcomes import RunState
+
 from .budget import budget_curves, trial_frame
 from .figures import _figure, _label, _legend, _plain_log_ticks, _styled, _width
 from .palette import plot_label
@@ -59,7 +61,7 @@ def sensitivity(records: list[dict], suite: str, colors: dict[str, str]) -> Figu
     broken_any = False
     for optimizer, group in sorted(trials.groupby("optimizer"), key=lambda item: str(item[0])):
         color = colors.get(str(optimizer))
-        ok = group[group["value"].map(math.isfinite) & (group["status"] == "completed")]
+        ok = group[group["value"].map(math.isfinite) & (group["status"] == RunState.COMPLETED)]
         if len(ok):
             sns.scatterplot(data=ok, x="lr", y="value", ax=ax, color=color, s=40, label=_label(str(optimizer)))
             for lr, value, trial in zip(ok["lr"], ok["value"], ok["trial"]):

@@ -27,6 +27,10 @@ from nightbench.optimizers import ParamGroupPolicy, Schedule
 
 PRESET_NAMES = ("paper", "small", "ci")
 DEFAULT_PRESET = "small"
+# The report's sections a suite may ask for (Suite.report_sections); reports/html.py draws them.
+LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE = (
+    "leaderboard", "learning_curves", "memory", "small_batch_variance")
+REPORT_SECTIONS = (LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE)
 
 
 @dataclass
@@ -90,7 +94,7 @@ class Suite(ABC):
     target_values: Mapping[str, float | None] = {}
     seed_independent: bool = False  # a measurement, not training: the leaderboard runs one seed
     title: str | None = None  # the report's heading for this suite (default: the name)
-    report_sections: tuple[str, ...] = ()  # which report sections show this suite's runs
+    report_sections: tuple[str, ...] = ()  # which REPORT_SECTIONS show this suite's runs
 
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Suite-specific default hyperparameters for an optimizer (e.g. adam lr 1e-4 on BERT).
@@ -114,7 +118,7 @@ class TrainingSuite(Suite):
     """A suite whose runs the engine trains: the suite builds a TrainingTask, the engine owns the loop."""
 
     kind = "training"
-    report_sections = ("leaderboard", "learning_curves")
+    report_sections = (LEADERBOARD, LEARNING_CURVES)
     # (warmup key, schedule-length key) of the preset, in the same unit: lets the tuning search set
     # the warmup as a fraction of the schedule. None: the search leaves warmup alone.
     warmup_keys: tuple[str, str] | None = None

@@ -33,6 +33,29 @@ class ConfigError(InputError):
     """A preset, key or value that the suite or optimizer does not accept."""
 
 
+# What a suite raises for its own bad input (checks, builder). Not ConfigErrors: raised while a run
+# trains (a suite's run-time check), they fail that run like any error; raised by `suite.build`,
+# the engine turns them into bad input (exit 2, nothing left behind). Any other exception is a bug.
+class SuiteConfigError(InputError):
+    """A suite's key whose value the suite cannot use; the message names it and what is accepted."""
+
+
+class SuiteDataError(InputError):
+    """A suite's data cannot be used: too little of it, a split without examples, a tokenizer that lacks a token."""
+
+
+class DataNotFoundError(SuiteDataError, FileNotFoundError):
+    """A data path (files, dataset, tokenizer) that does not exist or cannot be loaded."""
+
+
+class DataNotADirectoryError(SuiteDataError, NotADirectoryError):
+    """A data path that should be a folder and is a file."""
+
+
+class DataIsADirectoryError(SuiteDataError, IsADirectoryError):
+    """A data path that should be a file and is a folder."""
+
+
 @dataclass
 class ResolvedConfig:
     suite_config: dict[str, Any]

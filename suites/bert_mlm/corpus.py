@@ -16,6 +16,7 @@ import sys
 import sysconfig
 from pathlib import Path
 from typing import Iterator
+from ..config import SuiteConfigError
 
 SOURCES = ("pydoc_topics", "stdlib_docstrings")
 MIN_WORDS = 8  # shorter docstrings ("Return self==value.") carry little context for masked-LM
@@ -61,7 +62,8 @@ def python_docs_corpus(sources: list[str] | tuple[str, ...] = SOURCES, max_chars
     """The deduplicated documents of `sources`, in a fixed order, cut after `max_chars` characters."""
     unknown = [s for s in sources if s not in _READERS]
     if unknown or not sources:
-        raise ValueError(f"invalid corpus_sources {list(sources)!r}: expected a non-empty list drawn from {list(SOURCES)}")
+        raise SuiteConfigError(
+            f"invalid corpus_sources {list(sources)!r}: expected a non-empty list drawn from {list(SOURCES)}")
     seen: set[str] = set()
     documents, total = [], 0
     for source in sources:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import DataIsADirectoryError, DataNotFoundError, SuiteConfigError
 from .cache import cached_directory, file_digest, fingerprint
 from .corpus import SOURCES, corpus_key, python_docs_corpus
 
@@ -35,9 +36,9 @@ def _int_or_none(key: str, value: Any) -> int | None:
     try:
         number = int(float(value))
     except (TypeError, ValueError):
-        raise ValueError(f"invalid {key}={value!r}: expected a positive integer or none") from None
+        raise SuiteConfigError(f"invalid {key}={value!r}: expected a positive integer or none") from None
     if number <= 0:
-        raise ValueError(f"invalid {key}={value!r}: expected a positive integer or none")
+        raise SuiteConfigError(f"invalid {key}={value!r}: expected a positive integer or none")
     return number
 
 
@@ -72,17 +73,17 @@ def resolve_data_files(data_files: Any) -> list[str]:
         if glob.has_magic(expanded):
             matches = sorted(glob.glob(expanded))
             if not matches:
-                raise FileNotFoundError(f"data_files pattern '{entry}' matches no file: expected text files")
+                raise DataNotFoundError(f"data_files pattern '{entry}' matches no file: expected text files")
             paths.extend(matches)
         elif os.path.isdir(expanded):
-            raise IsADirectoryError(
+            raise DataIsADirectoryError(
                 f"data_files entry '{entry}' is a directory: expected text files (or a glob like '{entry}/*.txt')")
         elif not os.path.exists(expanded):
-            raise FileNotFoundError(f"data_files entry '{entry}' does not exist: expected a text file")
+            raise DataNotFoundError(f"data_files entry '{entry}' does not exist: expected a text file")
         else:
             paths.append(expanded)
     if not paths:
-        raise ValueError("data_files is empty: expected one or more text files (comma-separated)")
+        raise SuiteConfigError("data_files is empty: expected one or more text files (comma-separated)")
     return paths
 
 
@@ -92,18 +93,18 @@ def load_documents(config: dict, cache_root: Path) -> Documents:
     data_files = config.get("data_files")
     text_column = str(config.get("text_column") or "text")
     if dataset in (None, "") and not data_files:
-        raise ValueError(
+        raise SuiteConfigError(
             "no corpus given: set dataset=<hub name or local dataset directory>, or data_files=<text files> "
             f"(the paper used Wikipedia + BooksCorpus), or dataset={LOCAL_CORPUS} for the offline corpus"
         )
     if dataset == LOCAL_CORPUS:
         if data_files:
-            raise ValueError(f"dataset={LOCAL_CORPUS} and data_files={data_files!r} were both given: set "
-                             f"dataset=text (or none) to read the files, or drop data_files for the offline corpus")
+            raise SuiteConfigError(f"dataset={LOCAL_CORPUS} and data_files={data_files!r} were both given: set "
+                                   f"dataset=text (or none) to read the files, or drop data_files for the offline corpus")
         return local_corpus_documents(config, cache_root)
     loaded, description = _load_with_datasets(dataset, data_files, config, cache_root / "hf_datasets")
     if text_column not in loaded.column_names:
-        raise ValueError(
+        raise SuiteConfigError(
             f"text_column '{text_column}' is not in {description}: available columns {loaded.column_names}")
     files = resolve_data_files(data_files) if data_files else []
     content = {"description": description, "fingerprint": getattr(loaded, "_fingerprint", None),
@@ -126,7 +127,7 @@ def _load_with_datasets(dataset: Any, data_files: Any, config: dict, hf_cache: P
     else:
         name = os.path.expanduser(str(dataset))
         if (name.startswith((".", "/")) or name.count("/") > 1) and not os.path.exists(name):
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"dataset path '{dataset}' does not exist: expected a local dataset directory, a hub dataset "
                 "name (cached when offline), or data_files=<text files>")
         description = f"dataset {dataset} ({config.get('dataset_config')}, split {split})"
@@ -134,4 +135,4 @@ def _load_with_datasets(dataset: Any, data_files: Any, config: dict, hf_cache: P
     try:
         return load_dataset(*arguments, split=split, cache_dir=str(hf_cache), **options), description
     except (FileNotFoundError, ValueError, ConnectionError) as exc:  # ConnectionError: offline and not cached
-        raise FileNotFoundError(f"could not load {description}: {exc}") from exc
+        raise DataNotFoundError(f"could not load {description}: {exc}") from exc

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ..config import SuiteConfigError
 
 IGNORE_INDEX = -100  # label of positions that are not predicted (torch's cross_entropy default)
 
@@ -28,9 +29,9 @@ class MaskingScheme:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.probability < 1.0:
-            raise ValueError(f"invalid mask_probability {self.probability}: expected a fraction in (0, 1)")
+            raise SuiteConfigError(f"invalid mask_probability {self.probability}: expected a fraction in (0, 1)")
         if self.replace_with_mask < 0 or self.replace_with_random < 0 or self.replace_with_mask + self.replace_with_random > 1:
-            raise ValueError(
+            raise SuiteConfigError(
                 f"invalid mask_replace={self.replace_with_mask}, mask_random={self.replace_with_random}: "
                 "expected non-negative fractions summing to at most 1 (BERT: 0.8 and 0.1)"
             )

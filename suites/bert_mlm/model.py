@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
+from ..config import SuiteConfigError
 from .masking import IGNORE_INDEX
 
 
@@ -31,7 +32,7 @@ def bert_config(config: dict, vocab_size: int, pad_token_id: int) -> BertConfig:
     """The BertConfig a preset describes (num_layers, hidden_size, num_heads, intermediate_size, dropout)."""
     hidden, heads = int(config["hidden_size"]), int(config["num_heads"])
     if hidden % heads:
-        raise ValueError(f"invalid model shape: hidden_size {hidden} is not a multiple of num_heads {heads}")
+        raise SuiteConfigError(f"invalid model shape: hidden_size {hidden} is not a multiple of num_heads {heads}")
     dropout = float(config.get("dropout", 0.1))
     return BertConfig(
         vocab_size=vocab_size,

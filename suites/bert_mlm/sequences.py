@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SuiteConfigError, SuiteDataError
 from .cache import cached_directory
 from .documents import Documents
 from .tokenizer import tokenizer_fingerprint
@@ -86,9 +87,9 @@ def build_sequences(documents: Documents, tokenizer: Any, config: dict, cache_ro
     seq_len = int(config["seq_len"])
     validation_fraction = float(config["validation_fraction"])
     if seq_len < 8:
-        raise ValueError(f"invalid seq_len {seq_len}: expected at least 8")
+        raise SuiteConfigError(f"invalid seq_len {seq_len}: expected at least 8")
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"invalid validation_fraction {validation_fraction}: expected a fraction in (0, 1)")
+        raise SuiteConfigError(f"invalid validation_fraction {validation_fraction}: expected a fraction in (0, 1)")
     split_seed = int(config.get("split_seed", 0))
     workers = int(config.get("tokenize_workers") or 0) or None
     key = {"documents": documents.fingerprint, "text_column": documents.text_column,
@@ -99,7 +100,7 @@ def build_sequences(documents: Documents, tokenizer: Any, config: dict, cache_ro
 
     def build(out: Path) -> None:
         if len(documents.dataset) < 2:
-            raise ValueError(
+            raise SuiteDataError(
                 f"corpus too small: {documents.description} has {len(documents.dataset)} document(s); "
                 "at least 2 are needed (training and validation)")
         splits = documents.dataset.train_test_split(test_size=validation_fraction, seed=split_seed)

@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nightbench.suites.base import BuildContext, TrainingTask
 
+from ..config import SuiteConfigError, SuiteDataError
 from .batches import StepBatches, iterate_batches
 from .cache import cached_directory
 from .documents import Documents, load_documents
@@ -34,7 +35,7 @@ def _positive_int(config: dict, key: str) -> int:
     except (TypeError, ValueError):
         number = 0.0
     if isinstance(value, bool) or number <= 0 or number != int(number):
-        raise ValueError(f"invalid {key}={value!r}: expected a positive integer")
+        raise SuiteConfigError(f"invalid {key}={value!r}: expected a positive integer")
     return int(number)
 
 
@@ -119,7 +120,8 @@ def evaluate_masked_lm(model: torch.nn.Module, batches: list[dict], most_frequen
             total += len(targets)
     model.train(was_training)
     if total == 0:
-        raise ValueError("the validation batches hold no masked token: raise eval_sequences or mask_probability")
+        raise SuiteConfigError(
+            "the validation batches hold no masked token: raise eval_sequences or mask_probability")
     return {"mlm_accuracy": correct / total, "mlm_loss": loss_sum / total,
             "mlm_accuracy_baseline_unigram": unigram_hits / total, "eval_masked_tokens": float(total)}
 
@@ -138,12 +140,12 @@ def build_task(ctx: BuildContext) -> TrainingTask:
     data = build_sequences(documents, tokenizer, config, cache_root)
     train_count, validation_count = data.meta["train_sequences"], data.meta["validation_sequences"]
     if train_count < global_batch:
-        raise ValueError(
+        raise SuiteDataError(
             f"corpus too small for one batch: {documents.description} gives {train_count} training sequences of "
             f"{config['seq_len']} tokens, but global_batch_size is {global_batch}; supply more text or lower "
             "global_batch_size / seq_len")
     if validation_count == 0:
-        raise ValueError(
+        raise SuiteDataError(
             f"corpus too small for validation: no held-out sequence of {config['seq_len']} tokens from "
             f"{documents.description}; supply more text or raise validation_fraction")
     scheme = masking_scheme(config, tokenizer)

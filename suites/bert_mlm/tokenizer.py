@@ -15,6 +15,7 @@ from typing import Iterable
 
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
+from ..config import DataNotADirectoryError, DataNotFoundError, SuiteConfigError, SuiteDataError
 from .wordpiece import count_words, learn_vocabulary
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -27,7 +28,7 @@ def train_wordpiece(documents: Iterable[str], vocab_size: int, out_dir: str | Pa
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     if int(vocab_size) < MIN_VOCAB:
-        raise ValueError(f"invalid vocab_size {vocab_size}: expected at least {MIN_VOCAB}")
+        raise SuiteConfigError(f"invalid vocab_size {vocab_size}: expected at least {MIN_VOCAB}")
     vocab = learn_vocabulary(count_words(documents), int(vocab_size), SPECIAL_TOKENS)
     backend = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -53,22 +54,22 @@ def looks_like_path(name: str) -> bool:
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """A tokenizer from a local directory (save_pretrained output) or a hub name already cached."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise ValueError(f"invalid tokenizer {name_or_path!r}: expected a local directory or a hub name")
+        raise SuiteConfigError(f"invalid tokenizer {name_or_path!r}: expected a local directory or a hub name")
     expanded = os.path.expanduser(name_or_path)
     if looks_like_path(name_or_path):
         if not os.path.exists(expanded):
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"tokenizer path '{name_or_path}' does not exist: expected a directory written by "
                 "save_pretrained (tokenizer.json / vocab.txt), or a hub name such as 'bert-base-uncased'"
             )
         if not os.path.isdir(expanded):
-            raise NotADirectoryError(
+            raise DataNotADirectoryError(
                 f"tokenizer path '{name_or_path}' is a file: expected a directory written by save_pretrained"
             )
     try:
         tokenizer = AutoTokenizer.from_pretrained(expanded)
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"tokenizer '{name_or_path}' could not be loaded ({exc.__class__.__name__}: {exc}). Expected a "
             "directory written by save_pretrained, or a hub name present in the Hugging Face cache "
             "(nothing is downloaded offline)"
@@ -83,7 +84,7 @@ def check_special_tokens(tokenizer: PreTrainedTokenizerBase, where: str) -> None
     missing = [name for name in ("mask_token", "cls_token", "sep_token", "pad_token")
                if getattr(tokenizer, f"{name}_id", None) is None]
     if missing:
-        raise ValueError(f"tokenizer '{where}' lacks {missing}: a BERT masked-LM tokenizer needs all four")
+        raise SuiteDataError(f"tokenizer '{where}' lacks {missing}: a BERT masked-LM tokenizer needs all four")
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:

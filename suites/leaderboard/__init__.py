@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError, parse_set_arguments
+from ..outcomes import ExitCode, RunState
 from .executor import Executor
 from .local import LocalExecutor
 from .planner import DEFAULT_BUDGET, DEFAULT_JOBS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings, tuning_grid, tuning_window
@@ -97,4 +98,4 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
         output = args.report or str(Path(args.results) / f"report-{args.preset}.html")
         path = build_report(Path(args.results), output)
         print(f"report: {Path(path).resolve()}", flush=True)
-    return 1 if counts.get("failed") else 0
+    return ExitCode.FAILED if counts.get(RunState.FAILED.value) else ExitCode.OK

@@ -26,7 +26,9 @@ from nightbench.optimizers.search_space import SearchSpaceError
 
 from ..layout import tuning_record_path
 from ..plan import RunPlan
-from ..run_dir import FINISHED_STATUSES, atomic_write_json, read_summary
+from ..outcomes import SUMMARY_STATES, RunState
+from ..run_dir import atomic_write_json
+from ..summary import read_summary
 from .executor import Executor, run_stage
 from .planner import TUNING_SEED, BoardSettings, Sweep, default_stage, final_stage, tuned_suites, tuning_stage
 from .search import Search, plan_search
@@ -112,12 +114,11 @@ def search_record(settings: BoardSettings, search: Search) -> dict:
         best = None
         for trial in search.study(k):
             value = _score(trial.run)
-            status = (read_summary(trial.run.run_dir) or {}).get("status")
             entry = {"study": k, "trial": trial.index, "values": trial.values,
                      "overrides": trial.overrides,
                      "hyperparameters": trial.run.resolved.hyperparameters,
                      "run_dir": str(trial.run.run_dir.relative_to(settings.results)),
-                     "status": status if status in (*FINISHED_STATUSES, "failed") else "failed", "value": value}
+                     "status": _recorded_status(trial.run), "value": value}
             trials.append(entry)
             if value is not None and (best is None or sign * value > sign * best["value"]):
                 best = entry
@@ -158,11 +159,20 @@ def run_grid(settings: BoardSettings, executor: Executor, *, wait: bool, echo: E
     return _add(counts, run_stage(executor, final_stage(settings, best_lrs, untunable), "final", wait=wait, echo=echo))
 
 
+def _recorded_status(run: RunPlan) -> RunState:
+    """A tuning run's state as its record keeps it: what its summary says, else failed."""
+    summary = read_summary(run.run_dir)
+    status = summary.status if summary is not None else RunState.FAILED
+    return status if status in SUMMARY_STATES else RunState.FAILED
+
+
 def _score(run: RunPlan) -> float | None:
     """The run's validation metric if it completed with a finite value, else None (ranks last)."""
-    summary = read_summary(run.run_dir) or {}
-    value = (summary.get("final_metrics") or {}).get(run.suite.target_metric)
-    if summary.get("status") != "completed" or isinstance(value, bool) or not isinstance(value, (int, float)):
+    summary = read_summary(run.run_dir)
+    if summary is None:
+        return None
+    value = summary.final_metrics.get(run.suite.target_metric)
+    if summary.status != RunState.COMPLETED or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
@@ -175,9 +185,8 @@ def tuning_record(settings: BoardSettings, sweep: Sweep) -> dict:
     for run in sweep.runs:
         value = _score(run)
         lr = float(run.resolved.hyperparameters["lr"])
-        status = (read_summary(run.run_dir) or {}).get("status", "failed")
         tried.append({"lr": lr, "run_dir": str(run.run_dir.relative_to(settings.results)),
-                      "status": status if status in (*FINISHED_STATUSES, "failed") else "failed", "value": value})
+                      "status": _recorded_status(run), "value": value})
         if value is not None and (best is None or sign * value > sign * best[1]):
             best = (lr, value)
     return {

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from ..config import SuiteConfigError
 
 FAMILIES = ("bert", "resnet")
 MLM_IGNORE_INDEX = -100  # the label transformers' MLM loss skips
@@ -48,7 +49,7 @@ def build_model_under_test(family: str, config: dict[str, Any], device: torch.de
         return _build_bert(config, device, seed)
     if family == "resnet":
         return _build_resnet(config, device, seed)
-    raise ValueError(f"unknown model family {family!r}; accepted: {', '.join(FAMILIES)}")
+    raise SuiteConfigError(f"unknown model family {family!r}; accepted: {', '.join(FAMILIES)}")
 
 
 def _build_bert(config: dict[str, Any], device: torch.device, seed: int) -> ModelUnderTest:
@@ -56,7 +57,7 @@ def _build_bert(config: dict[str, Any], device: torch.device, seed: int) -> Mode
 
     seq_len, batch_size = config["bert_seq_len"], config["bert_batch"]
     if seq_len > config["bert_max_positions"]:
-        raise ValueError(f"bert_seq_len={seq_len} exceeds bert_max_positions={config['bert_max_positions']}")
+        raise SuiteConfigError(f"bert_seq_len={seq_len} exceeds bert_max_positions={config['bert_max_positions']}")
     bert_config = BertConfig(
         vocab_size=config["bert_vocab"], hidden_size=config["bert_hidden"],
         num_hidden_layers=config["bert_layers"], num_attention_heads=config["bert_heads"],

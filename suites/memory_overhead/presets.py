@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import SuiteConfigError
 from .models import BERT_BASE_SHAPE, FAMILIES, RESNET50_LAYERS, RESNET50_WIDTH
 
 _COMMON = {
@@ -48,10 +49,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(families, str):  # also accept "bert,resnet"
         families = [f.strip() for f in families.split(",") if f.strip()]
     if not isinstance(families, (list, tuple)) or not families:
-        raise ValueError(f"invalid families={config.get('families')!r}: expected a non-empty list from {list(FAMILIES)}")
+        raise SuiteConfigError(
+            f"invalid families={config.get('families')!r}: expected a non-empty list from {list(FAMILIES)}")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or len(set(families)) != len(families):
-        raise ValueError(f"invalid families={families!r}: expected distinct names from {list(FAMILIES)}")
+        raise SuiteConfigError(f"invalid families={families!r}: expected distinct names from {list(FAMILIES)}")
     config["families"] = list(families)
 
     for key in _POSITIVE_INTS:
@@ -70,11 +72,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     _require(config, "peak_timeout_s", isinstance(config.get("peak_timeout_s"), (int, float))
              and config["peak_timeout_s"] > 0, "a positive number of seconds")
     if config.get("precision", "fp32") != "fp32":
-        raise ValueError(f"invalid precision={config['precision']!r}: memory_overhead measures float32 training "
-                         "(optimizer state is float32 either way); use precision=fp32")
+        raise SuiteConfigError(f"invalid precision={config['precision']!r}: memory_overhead measures float32 "
+                               "training (optimizer state is float32 either way); use precision=fp32")
     return config
 
 
 def _require(config: dict[str, Any], key: str, ok: bool, expected: str) -> None:
     if not ok:
-        raise ValueError(f"invalid {key}={config.get(key)!r}: expected {expected}")
+        raise SuiteConfigError(f"invalid {key}={config.get(key)!r}: expected {expected}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..base import ExperimentSuite, RunContext
+from ..base import MEMORY, ExperimentSuite, RunContext
 from ..run_dir import read_metrics
 from .measure import measure_in_process
 from .models import build_model_under_test
@@ -27,7 +27,7 @@ SUMMARY_FIELDS = ("params", "state_bytes", "state_bytes_per_param", "param_copie
 
 class MemoryOverheadSuite(ExperimentSuite):
     seed_independent = True  # measurements, not training: one seed is enough
-    report_sections = ("memory",)
+    report_sections = (MEMORY,)
     name = "memory_overhead"
     title = "Memory and step time"
     description = ("Optimizer memory and speed on BERT-Base and ResNet-50: exact state bytes per parameter, "

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..config import SuiteDataError
 from .data import ImageSplit
 from .transforms import EvalTransform, TrainTransform
 
@@ -33,7 +34,8 @@ class StepBatchSampler:
     def __init__(self, n_images: int, batch_size: int, seed: int, start_step: int, stop_step: int,
                  stream: int = TRAINING_STREAMS[0]) -> None:
         if batch_size > n_images:
-            raise ValueError(f"a batch of {batch_size} images needs at least that many images; the split has {n_images}")
+            raise SuiteDataError(
+                f"a batch of {batch_size} images needs at least that many images; the split has {n_images}")
         self.n_images, self.batch_size, self.seed, self.stream = n_images, batch_size, seed, stream
         self.start_step, self.stop_step = int(start_step), int(stop_step)
         self.steps_per_epoch = n_images // batch_size

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import SuiteConfigError
+
 DATASETS = ("folder", "hf", "digits")
-
-
-class SuiteConfigError(ValueError):
-    """A preset key whose value the suite cannot use."""
 
 
 def _fail(key: str, value: Any, accepted: str) -> SuiteConfigError:

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS as IMAGE_EXTENSIONS  # what ImageFolder accepts
 
+from ..config import SuiteDataError
+
 FOLDER_LAYOUT = "a folder with train/ and val/ sub-folders, each holding one folder of images per class"
 
 
-class DataError(ValueError):
+class DataError(SuiteDataError):
     """Image data that is missing or malformed; the message names the path and what is accepted."""
 
 

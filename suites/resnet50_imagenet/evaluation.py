@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from ..config import SuiteDataError
 from .batchnorm import recalibrated_batchnorm
 
 
@@ -31,7 +32,7 @@ def classification_metrics(model: torch.nn.Module, batches: Iterable[tuple[torch
             seen += labels.shape[0]
     elapsed = time.perf_counter() - started
     if seen == 0:
-        raise ValueError("the validation split produced no images")
+        raise SuiteDataError("the validation split produced no images")
     return {
         "top1": correct1 / seen,
         "top5": correct5 / seen,

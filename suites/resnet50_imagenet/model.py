@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from ..config import SuiteConfigError
 
-class ModelError(ValueError):
+
+class ModelError(SuiteConfigError):
     """A model name timm does not know."""
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from . import measure
 
+RECORD_KIND = "sbv_unit"  # the kind of each unit's record in metrics.jsonl (units.py writes them)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -69,7 +71,7 @@ def momentum_rescue(per_problem: dict[str, Iterable[str]]) -> tuple[bool | None,
 
 
 def unit_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("kind") == "sbv_unit"]
+    return [r for r in records if r.get("kind") == RECORD_KIND]
 
 
 def floors_by_lr(records: Iterable[dict[str, Any]], problem: str, batch_size: int) -> dict[float, float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..config import SuiteConfigError
 from .problems import PROBLEM_NAMES
 
 ALL_PROBLEMS = list(PROBLEM_NAMES)
@@ -71,10 +72,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "variance_draws": 256,
     },
 }
-
-
-class SuiteConfigError(ValueError):
-    """A small_batch_variance config value that cannot be used."""
 
 
 def _fail(key: str, value: Any, accepted: str) -> SuiteConfigError:

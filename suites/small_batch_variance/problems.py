@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from ..config import SuiteConfigError
 
 DTYPE = torch.float64
 PROBLEM_NAMES = ("skewed_flat", "skewed_quadratic", "nonconvex", "digits_mlp")
@@ -194,7 +195,7 @@ def build_problem(name: str, config: dict) -> Problem:
                                 config["nonconvex_curvature"], config["problem_seed"])
     if name == "digits_mlp":
         return DigitsMLP(config["mlp_hidden"], config["problem_seed"])
-    raise ValueError(f"unknown problem {name!r}; accepted: {', '.join(PROBLEM_NAMES)}")
+    raise SuiteConfigError(f"unknown problem {name!r}; accepted: {', '.join(PROBLEM_NAMES)}")
 
 
 def gradient_variance(problem: Problem, params: list[torch.Tensor], n: int, draws: int,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from nightbench.optimizers import ParamGroupPolicy
-from nightbench.suites.base import ExperimentSuite
+from nightbench.suites.base import SMALL_BATCH_VARIANCE, ExperimentSuite
 
-from .findings import summarize
+from .findings import summarize, unit_records
 from .presets import PRESETS, SuiteConfigError, validate_config
 from .problems import Problem, build_problem
 from .units import Unit, run_unit
@@ -48,11 +48,11 @@ def plan_units(config: dict[str, Any], run_lr: float) -> list[Unit]:
 def _read_unit_records(run_dir: str) -> list[dict[str, Any]]:
     from nightbench.suites.run_dir import read_metrics
 
-    return [r for r in read_metrics(run_dir) if r.get("kind") == "sbv_unit"]
+    return unit_records(read_metrics(run_dir))
 
 
 class SmallBatchVarianceSuite(ExperimentSuite):
-    report_sections = ("small_batch_variance",)
+    report_sections = (SMALL_BATCH_VARIANCE,)
     name = "small_batch_variance"
     title = "Small-batch variance"
     description = (

@@ -11,7 +11,9 @@ import torch
 
 from nightbench.optimizers import evaluation_weights
 
+from ..outcomes import RunState
 from . import measure
+from .findings import RECORD_KIND
 from .problems import Problem, flat_norm, gradient_variance
 
 
@@ -93,9 +95,9 @@ def run_unit(
             measurements.append((step, value))
 
     record: dict[str, Any] = {
-        "kind": "sbv_unit", "unit": key, "problem": unit.problem, "batch_size": unit.batch_size,
+        "kind": RECORD_KIND, "unit": key, "problem": unit.problem, "batch_size": unit.batch_size,
         "lr": unit.lr, "replicate": unit.replicate, "unit_seed": seed, "steps": total,
-        "measure": problem.measure_name, "status": "ok" if diverged_step is None else "diverged",
+        "measure": problem.measure_name, "status": "ok" if diverged_step is None else RunState.DIVERGED.value,
         "diverged_step": diverged_step,
     }
     if diverged_step is not None:

@@ -94,6 +94,18 @@ def test_suite_input_error_leaves_no_run_directory(toy_suite, tmp_path):
     assert not list(tmp_path.glob("toy/ci/sgd/*"))
 
 
+@pytest.mark.parametrize("error", [ValueError("a bug"), FileNotFoundError("a bug"), KeyError("a bug")])
+def test_anything_but_an_input_error_from_build_is_a_bug_recorded_as_failed(toy_suite, tmp_path, monkeypatch, error):
+    """Only InputError (SuiteConfigError, SuiteDataError, ...) is bad input; a plain ValueError is a bug."""
+    def broken_build(ctx):
+        raise error
+
+    monkeypatch.setattr(toy_suite, "build", broken_build)
+    outcome = run(tmp_path)
+    assert outcome.status == "failed" and "a bug" in outcome.summary["error"]
+    assert outcome.run_dir.is_dir() and "Traceback" in outcome.summary["traceback"]
+
+
 def test_gradient_accumulation_equals_one_large_batch(toy_suite, tmp_path):
     whole = run(tmp_path / "whole", overrides={"micro_batch_size": "16"})
     accumulated = run(tmp_path / "acc", overrides={"micro_batch_size": "4"})  # 4 micro-batches of 4

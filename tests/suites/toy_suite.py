@@ -9,6 +9,7 @@ import torch
 
 from nightbench.optimizers import Schedule
 from nightbench.suites.base import TrainingSuite, TrainingTask
+from nightbench.suites.config import SuiteConfigError
 
 PRESET = {"steps": 30, "eval_every": 10, "global_batch_size": 16, "micro_batch_size": 16, "dim": 5,
           "fail_at_step": -1}
@@ -31,7 +32,7 @@ class ToySuite(TrainingSuite):
     def build(self, ctx):
         cfg = ctx.config
         if cfg["dim"] < 1:
-            raise ValueError(f"dim must be >= 1, got {cfg['dim']}")
+            raise SuiteConfigError(f"dim must be >= 1, got {cfg['dim']}")
         dim = cfg["dim"]
         truth = torch.randn(dim, generator=torch.Generator().manual_seed(1234))
         model = torch.nn.Linear(dim, 1)
