@@ -13,6 +13,7 @@ or `always_adapt`, so "decayed but not adapted" (policy excluded_weight_decay=Tr
 expressed; its only clamp is min(ratio, 1), not phi(||w||). Configured faithfully (no clipping,
 always_adapt per group) it matches the formula (timm's rows in tests/benchmarks/step_time.py
 time both). Two bodies (see `_base`).
+Reference: docs/algorithms.md, "lamb".
 """
 
 from __future__ import annotations
