@@ -24,6 +24,7 @@ def test_the_counter_sees_ops_and_host_reads():
     assert counter.host_reads == 2 and counter.total >= 5
 
 
+@pytest.mark.slow
 def test_torch_foreach_and_fused_steps_make_no_host_reads(table):
     for name in ("torch SGD-momentum foreach", "torch Adam fused"):
         assert all(reads == 0 for _, reads in table[name].counts.values()), name
@@ -34,6 +35,7 @@ def test_torch_foreach_and_fused_steps_make_no_host_reads(table):
     assert foreach[200][0] == foreach[48][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NIGHTBENCH)
 def test_multi_tensor_body_reads_nothing_back_and_does_not_grow_with_tensors(table, name):
     row = table[f"{name} multi"]  # every optimizer written here has a multi-tensor body
@@ -41,6 +43,7 @@ def test_multi_tensor_body_reads_nothing_back_and_does_not_grow_with_tensors(tab
     assert row.counts[200][0] == row.counts[48][0], row.counts
 
 
+@pytest.mark.slow
 def test_the_table_gives_a_verdict_for_each_multi_tensor_body(table):
     lines = format_table(table)
     verdicts = [line for line in lines[2:] if line.split()[-1] in ("meets", "MISSES")]

@@ -309,6 +309,7 @@ def _outcome(report: list[dict], optimizer: str, stage: int, **overrides) -> dic
     return outcome
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -321,6 +322,7 @@ def test_two_processes_match_one_process(launched, optimizer, stage):
     assert config["distributed"]["deepspeed_config"]["gradient_accumulation_steps"] == 1  # ci: 8 = 4 x 1 x 2
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("optimizer,stage,overrides,reference", [
     ("nigt", 2, {"precision": "bf16"}, "nigt-bf16"),  # bf16 compute on fp32 weights, as in one process
@@ -355,6 +357,7 @@ def _assert_matches(outcome: dict, single, optimizer: str, stage: int) -> None:
     assert not (run_dir / "failures").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_ranks_with_other_training_data_are_refused(launched):
     _, _, report = launched
@@ -363,6 +366,7 @@ def test_ranks_with_other_training_data_are_refused(launched):
     assert "ranks [1] built other training batches than rank 0" in outcome["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_a_failing_rank_is_reported_by_rank_0(launched):
     _, _, report = launched
@@ -400,6 +404,7 @@ def _kill_when_checkpointed(command: list[str], run_parent: Path, step: int) -> 
     return run_dir
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_killed_run_resumes_under_two_processes(launched):
     root, _, report = launched
@@ -420,6 +425,7 @@ def test_killed_run_resumes_under_two_processes(launched):
     assert _largest_difference(checkpoint_weights(reference), checkpoint_weights(run_dir)) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_zero0_checkpoint_resumes_on_another_world_size(launched):
     """ZeRO 0 keeps whole optimizer state on every rank: a 2-process checkpoint resumes on 1 process."""

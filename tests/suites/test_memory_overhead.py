@@ -41,6 +41,7 @@ def real_models():
     built.clear()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,expected_params", [("bert", (109e6, 111e6)), ("resnet", (25.5e6, 25.6e6))])
 @pytest.mark.parametrize("optimizer_name", BUILTINS)
 def test_state_bytes_per_parameter_on_the_real_models(real_models, family, expected_params, optimizer_name):
@@ -83,6 +84,7 @@ def _small_peak_request(**extra):
             "hyperparameters": {}, "policy": {}, **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_peak_unavailable_reason() is not None, reason=str(cpu_peak_unavailable_reason()))
 def test_peak_measurement_sees_exactly_the_measured_step():
     """A buffer held during the measured step raises its peak by the buffer's size; one held only during
@@ -101,6 +103,7 @@ def test_peak_measurement_sees_exactly_the_measured_step():
     assert 0.9 * buffer <= extra <= 1.1 * buffer
 
 
+@pytest.mark.slow
 def test_a_failing_peak_subprocess_gives_null_figures_with_the_reason():
     result = measure_peak_in_subprocess(_small_peak_request(family="vgg"), timeout_s=120)
     assert result["peak_step_bytes"] is None and result["peak_step_increment_bytes"] is None
@@ -132,6 +135,7 @@ def test_ci_preset_end_to_end_through_the_engine(tmp_path):
     assert again.skipped and len(_memory_records(outcome.run_dir)) == 2
 
 
+@pytest.mark.slow
 def test_ci_preset_two_gradient_optimizer_with_the_peak_subprocess(tmp_path):
     two_gradient = [n for n in names() if get_spec(n).gradients_per_step == 2]
     assert two_gradient, "no two-gradient optimizer is registered (nigt_adaptive expected)"
@@ -161,6 +165,7 @@ def _context(tmp_path, optimizer_name, config, done, logged):
     )
 
 
+@pytest.mark.slow
 def test_resume_skips_logged_units_and_still_summarizes_them(tmp_path):
     earlier = {"kind": "memory", "unit": "bert", "state_bytes_per_param": 8.0, "params": 10}
     (tmp_path / "metrics.jsonl").write_text(json.dumps(earlier) + "\n")
@@ -191,6 +196,7 @@ def test_presets_build_the_named_model_families():
     assert "resnet50 family" in ci.description and ci.model.default_cfg["architecture"] == "resnet50"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_peak_unavailable_reason() is not None, reason=str(cpu_peak_unavailable_reason()))
 def test_both_bodies_are_measured_and_nigt_multi_tensor_needs_at_most_one_tensor_more():
     """The peak worker measures each body of an optimizer written here on its own. NIGT's multi-tensor
