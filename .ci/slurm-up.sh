@@ -3,10 +3,14 @@
 # client and munge (Debian packages), writes slurm.conf, starts munged, slurmctld and slurmd, and
 # records their PIDs in $NIGHTBENCH_SLURM_STATE/pids (default /tmp/nightbench-slurm) for
 # .ci/slurm-down.sh. Needs root. Exits 0 when the cluster answers, 1 (saying why) when it cannot
-# be brought up; the tests then skip, saying why.
+# be brought up; the tests then skip, saying why. When it fails it stops what it started.
 #
-# The controller starts from a clean state (-c): jobs of an earlier cluster on this machine are
-# forgotten. Settings chosen for tests (slurm.conf below):
+# The controller's state, slurmd's spool and the logs live in $NIGHTBENCH_SLURM_STATE, not in
+# /var/spool: a cluster run earlier on this machine (another ClusterName) leaves state there that
+# slurmctld refuses to start with. The controller starts from a clean state (-c) all the same: jobs
+# of an earlier test cluster are forgotten. A munged already answering is used, not started again
+# (a second one fails on the first one's lock), and is left running by slurm-down.sh.
+# Settings chosen for tests (slurm.conf below):
 #   KillWait=5           a job that does not stop on SIGTERM (submitit ignores it) is killed 5 s
 #                        later, not 30: scancel and time limits take effect quickly
 #   AuthInfo=cred_expire=5
@@ -16,13 +20,27 @@
 #   MinJobAge=30         ended jobs leave the controller's memory after 30 s
 #   DefMemPerCPU         a job without --mem takes its share of memory, so jobs run side by side
 #   CPUs (at least 4) with SlurmdParameters=config_overrides
-GresTypes=gpu
 #                        a small machine offers 4 job slots, not fewer: the tests' toy jobs mostly sleep
 #                        (to outlast a time limit, to be killed midway), so more of them overlap
 set -euo pipefail
 
 STATE=${NIGHTBENCH_SLURM_STATE:-/tmp/nightbench-slurm}
+HERE=$(cd "$(dirname "$0")" && pwd)
 log() { echo "slurm-up: $*" >&2; }
+# On failure: say why, stop the daemons started so far (by their recorded PIDs), exit 1.
+fail() { log "$*"; bash "$HERE/slurm-down.sh"; exit 1; }
+# Record a daemon's PID once it has written its pidfile (it forks first); fail if it never does.
+record() {
+  local name=$1 pidfile=$2
+  for _ in $(seq 50); do
+    if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      echo "$name $(cat "$pidfile")" >>"$STATE/pids"
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
 
 if [ "$(id -u)" != 0 ]; then
   log "needs root (installs packages and starts daemons); not starting a cluster"
@@ -44,7 +62,9 @@ CPUS=$(( $(nproc) > 4 ? $(nproc) : 4 ))
 # RealMemory a little under the machine's (slurmd refuses a node that claims more than it has)
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.85)}' /proc/meminfo)
 MEM_PER_CPU=$((MEM_MB / CPUS))
-mkdir -p "$STATE" /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
+bash "$HERE/slurm-down.sh"  # whatever an earlier attempt left running (by its recorded PIDs)
+rm -rf "$STATE/slurmctld" "$STATE/slurmd"  # this script's own earlier state only
+mkdir -p "$STATE/slurmctld" "$STATE/slurmd" "$STATE/log" /etc/slurm /run/munge
 cat >/etc/slurm/slurm.conf <<EOF
 # written by nightbench's .ci/slurm-up.sh: a single-node test cluster (see that script for why)
 ClusterName=nightbench-ci
@@ -63,38 +83,33 @@ DefMemPerCPU=$MEM_PER_CPU
 ReturnToService=2
 KillWait=5
 MinJobAge=30
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=$STATE/slurmctld
+SlurmdSpoolDir=$STATE/slurmd
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmdParameters=config_overrides
 GresTypes=gpu
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
 NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 printf "NodeName=$HOST Name=gpu File=/dev/null\nNodeName=$HOST Name=gpu File=/dev/zero\n" >/etc/slurm/gres.conf
 
 # munged: the package created its key; it runs as the munge user and writes its own pidfile
-chown munge:munge /run/munge
-rm -f /run/munge/munged.pid
-su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/munged.pid" \
-  || { log "munged did not start"; exit 1; }
+if munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
+  log "using the munged already running"
+else
+  chown munge:munge /run/munge
+  rm -f /run/munge/munged.pid
+  su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/munged.pid" || fail "munged did not start"
+  record munged /run/munge/munged.pid || fail "munged did not write its pidfile"
+fi
 rm -f "$STATE/slurmctld.pid" "$STATE/slurmd.pid"
-slurmctld -c || { log "slurmctld did not start (see /var/log/slurm/slurmctld.log)"; exit 1; }
-slurmd || { log "slurmd did not start (see /var/log/slurm/slurmd.log)"; exit 1; }
-
-# the daemons write their pidfiles once they have forked; wait for them, then record the PIDs
-for _ in $(seq 50); do
-  [ -s /run/munge/munged.pid ] && [ -s "$STATE/slurmctld.pid" ] && [ -s "$STATE/slurmd.pid" ] && break
-  sleep 0.2
-done
-{
-  echo "munged $(cat /run/munge/munged.pid)"
-  echo "slurmctld $(cat "$STATE/slurmctld.pid")"
-  echo "slurmd $(cat "$STATE/slurmd.pid")"
-} >"$STATE/pids"
+slurmctld -c || fail "slurmctld did not start (see $STATE/log/slurmctld.log)"
+record slurmctld "$STATE/slurmctld.pid" || fail "slurmctld exited at start: $(tail -n 3 "$STATE/log/slurmctld.log" 2>/dev/null)"
+slurmd || fail "slurmd did not start (see $STATE/log/slurmd.log)"
+record slurmd "$STATE/slurmd.pid" || fail "slurmd exited at start: $(tail -n 3 "$STATE/log/slurmd.log" 2>/dev/null)"
 
 # the node registers with the controller within a few seconds
 for _ in $(seq 60); do
@@ -104,5 +119,4 @@ for _ in $(seq 60); do
   fi
   sleep 0.5
 done
-log "the node did not become idle: $(sinfo -h 2>&1 | head -1); see /var/log/slurm/"
-exit 1
+fail "the node did not become idle: $(sinfo -h 2>&1 | head -1); see $STATE/log/"

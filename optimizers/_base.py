@@ -5,8 +5,8 @@ dispatches to `_single_tensor_<name>` (one tensor at a time: the readable refere
 norms back to the host) or `_multi_tensor_<name>` (`torch._foreach_*` ops over all tensors of a
 param group, no host reads; see `_foreach`). The constructor's `foreach` chooses: True, False, or
 None for automatic, which is the multi-tensor body under torch.compile and on accelerators, and
-`CPU_FOREACH` on CPU. On CPU the single-tensor body is the faster one for all six (see
-`test_cpu_body_choice` in tests/optimizers/test_step_benchmark.py): it makes its few passes over
+`CPU_FOREACH` on CPU. On CPU the single-tensor body is the faster one for all six (measured by
+`python tests/benchmarks/cpu_body_choice.py`, which prints both bodies' times side by side): it makes its few passes over
 one tensor while that tensor is in cache, where each foreach op streams all tensors from memory,
 and a host read costs no device synchronization there.
 """

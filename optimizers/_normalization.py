@@ -18,6 +18,7 @@ gradient makes the parameters non-finite too, as in torch's optimizers.)
 In the single-tensor bodies norms are Python floats (one host read per tensor); the multi-tensor
 bodies keep them on the device (`_foreach`). When the optimizer holds ZeRO pieces rather than
 whole tensors (`sharding.py`), norms are summed per layer across processes.
+Reference: docs/algorithms.md, "Normalization groups and the step factor".
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Why not timm.optim.Lamb: by default it clips the GLOBAL gradient norm to 1.0 bef
 (max_grad_norm=1.0; can be disabled); it applies the trust ratio exactly when weight_decay != 0
 or `always_adapt`, so "decayed but not adapted" (policy excluded_weight_decay=True) cannot be
 expressed; its only clamp is min(ratio, 1), not phi(||w||). Configured faithfully (no clipping,
-always_adapt per group) it matches the formula (timm's rows in tests/optimizers/test_step_benchmark.py
+always_adapt per group) it matches the formula (timm's rows in tests/benchmarks/step_time.py
 time both). Two bodies (see `_base`).
+Reference: docs/algorithms.md, "lamb".
 """
 
 from __future__ import annotations

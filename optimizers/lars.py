@@ -10,7 +10,8 @@ Why not timm.optim.Lars: it applies the lr OUTSIDE the momentum (v <- mu v + loc
 w <- w - gamma_t v), which differs from the formula whenever gamma_t changes (warmup, decay); it
 adds eps=1e-8 to the denominator; it sets the ratio to 1 when ||g|| = 0 even if lam > 0; and it
 adapts only groups with weight_decay != 0 unless `always_adapt`. This file follows the formula
-(timm's rows in tests/optimizers/test_step_benchmark.py time both). Two bodies (see `_base`).
+(timm's rows in tests/benchmarks/step_time.py time both). Two bodies (see `_base`).
+Reference: docs/algorithms.md, "lars".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Algorithm 1 (w: the reported iterate, x: where gradients are taken, a_t = lr_t *
     m_1 = g(w_1);  w_2 = w_1 - a_1 m_1
     x_t = w_t + c_t (w_t - w_{t-1}),  c_t = beta_t / (1 - beta_t)
     m_t = beta_t m_{t-1} + (1 - beta_t) g(x_t);   w_{t+1} = w_t - a_t m_t
-Lean form (ALGORITHMS.md): since w_t - w_{t-1} = -a_{t-1} m_{t-1}, the model holds x_t and the
+Lean form (docs/algorithms.md, "nigt"): since w_t - w_{t-1} = -a_{t-1} m_{t-1}, the model holds x_t and the
 optimizer keeps only m plus two scalars per tensor (a_{t-1} and beta_t). One step, per tensor:
     p += c_t a_{t-1} m                  # p: x_t -> w_t   (a_0 = 0)
     m  = beta_t m + (1 - beta_t) g      # m_1 = g_1
@@ -14,6 +14,7 @@ kernels, so the plain form is used: it also has w_t at hand for weight-norm scal
 
 Two bodies (see `_base`): the single-tensor one keeps a_t and beta_{t+1} as Python floats, the
 multi-tensor one as 0-dim device tensors (`_foreach`); each reads the other's state.
+Reference: docs/algorithms.md, "nigt".
 """
 
 from __future__ import annotations

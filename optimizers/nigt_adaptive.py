@@ -11,6 +11,7 @@ It runs in NIGT's lean form (beta_{t+1} is known at the end of step t), so the m
 Two bodies (see `_base`): the multi-tensor one runs the recursion for G_t, eta_t and alpha_t as
 device vectors (one element per tensor; a 'global' unit's members hold equal values), with the
 no-op steps before the first usable gradient masked by `torch.where`.
+Reference (the uncertain C, the estimate of g, the choices): docs/algorithms.md, "nigt_adaptive".
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ NIGT_ADAPTIVE_HYPERPARAMETERS = (
 
 
 def default_C(g: float) -> float:
-    """C = sqrt(7 / (26 g^(6/7))): ALGORITHMS.md's reading of the extracted 'C = 26g76/7'."""
+    """C = sqrt(7 / (26 g^(6/7))): the reading of the extracted 'C = 26g76/7' in docs/algorithms.md, "nigt_adaptive"."""
     return math.sqrt(7.0 / (26.0 * g ** (6.0 / 7.0)))
 
 

@@ -5,6 +5,7 @@
 with r(d) = 1/||d|| over the normalization group, or ||w||/||d|| with weight-norm scaling
 (conventions for zero norms in `_normalization`). Weight decay is L2 added to the gradient:
 g_t = grad + weight_decay * w_t. Two bodies (see `_base`).
+Reference: docs/algorithms.md, "nsgd" and "nsgd_momentum".
 """
 
 from __future__ import annotations

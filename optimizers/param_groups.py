@@ -120,7 +120,7 @@ class ParamGroupPolicy:
         return group
 
 
-# The paper's Section 5 recipe (ALGORITHMS.md), its one home: per-layer normalization with the step
+# The paper's Section 5 recipe (docs/algorithms.md), its one home: per-layer normalization with the step
 # scaled by each layer's weight norm; biases and norm layers not normalized, their lr x1000.
 # The suites' presets apply it to the normalized optimizers through PAPER_RECIPE_SETTINGS.
 PAPER_RECIPE_POLICY = ParamGroupPolicy(excluded_lr_multiplier=1000.0)

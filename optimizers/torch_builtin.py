@@ -2,6 +2,7 @@
 
 Their defaults live in the factories' signatures; `foreach` is passed on to torch (None: torch's
 own choice, which is the for-loop on CPU and foreach on CUDA; `fused` is not exposed).
+Reference: docs/algorithms.md, "sgd and adam".
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The packages import each other in one direction only: no import cycle.
+"""The packages import each other in one direction only (ARCHITECTURE's three rooms), and no module cycle.
+
+The direction rule, per package (`ALLOWED`): optimizers imports neither of the others; suites imports
+optimizers; reports imports optimizers and suites (the run layout, a suite's findings). The one
+exception is the command line, which builds reports: the modules in `COMMAND_LINE` may import
+reports, and nothing else may. Within a package modules import each other freely, without cycles.
 
 Imports are read from the source (ast), so the test sees what a reader sees; an import deferred
 into a function (DeepSpeed, timm) counts too: deferring an import does not remove the dependency.
@@ -11,6 +16,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"optimizers": "nightbench.optimizers", "suites": "nightbench.suites", "reports": "nightbench.reports"}
+ALLOWED = {"optimizers": set(), "suites": {"optimizers"}, "reports": {"optimizers", "suites"}}
+# The command line is the one place that builds reports: `nightbench report` and the end of
+# `nightbench leaderboard` (its handler, run_leaderboard_from_args, lives with the leaderboard).
+COMMAND_LINE = {"nightbench.suites.cli", "nightbench.suites.leaderboard"}
 
 
 def _module_name(path: Path) -> str:
@@ -64,6 +73,41 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if cycle:
                 return cycle
     return None
+
+
+def package_of(module: str) -> str:
+    """'nightbench.suites.engine' -> 'suites'."""
+    return module.split(".")[1]
+
+
+def wrong_way_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import across packages that the direction rule does not allow, as 'a -> b'."""
+    wrong = []
+    for module, imported in sorted(graph.items()):
+        for target in sorted(imported):
+            source_package, target_package = package_of(module), package_of(target)
+            if source_package == target_package or target_package in ALLOWED[source_package]:
+                continue
+            if target_package == "reports" and module in COMMAND_LINE:
+                continue
+            wrong.append(f"{module} -> {target}")
+    return wrong
+
+
+def test_the_direction_check_finds_planted_wrong_way_imports():
+    graph = {"nightbench.optimizers.lars": {"nightbench.suites.layout"},
+             "nightbench.suites.engine": {"nightbench.reports.load", "nightbench.optimizers.lars"},
+             "nightbench.suites.cli": {"nightbench.reports.html"},
+             "nightbench.reports.load": {"nightbench.suites.layout", "nightbench.reports.html"}}
+    assert wrong_way_imports(graph) == ["nightbench.optimizers.lars -> nightbench.suites.layout",
+                                        "nightbench.suites.engine -> nightbench.reports.load"]
+
+
+def test_the_packages_import_each_other_in_one_direction():
+    graph = import_graph()
+    assert any(package_of(t) == "reports" for t in graph["nightbench.suites.cli"])  # the graph sees deferred imports
+    assert any(package_of(t) == "suites" for t in graph["nightbench.reports.load"])
+    assert wrong_way_imports(graph) == []
 
 
 def test_the_finder_finds_a_planted_cycle():

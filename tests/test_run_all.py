@@ -22,6 +22,10 @@ from tests.plugin_files import sign_sgd_plugin
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "run_all_sign_sgd"  # a user's optimizer, added with --optimizer-file
 PLUGIN_SOURCE = sign_sgd_plugin(PLUGIN, lr=1e-3)
+# Each command's own time limit, both inside this test's pytest-timeout limit (the project's 900 s is
+# for a hung test, not for this one), so a stuck run_all.sh fails here with its output.
+RUN_TIMEOUT_S, RERUN_TIMEOUT_S = 1500, 240
+TEST_TIMEOUT_S = RUN_TIMEOUT_S + RERUN_TIMEOUT_S + 60
 
 
 class TablesAndFigures(HTMLParser):
@@ -57,6 +61,7 @@ class TablesAndFigures(HTMLParser):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_path):
     results = tmp_path / "results"
     plugin = tmp_path / "my_opt.py"
@@ -64,7 +69,7 @@ def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_pat
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(["bash", str(REPO / "run_all.sh"), "--preset", "ci", "--seeds", "1", "--jobs", "2",
                            "--results", str(results), "--optimizer-file", str(plugin)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = results / "report-ci.html"
     assert f"report: {report.resolve()}" in done.stdout
@@ -99,5 +104,11 @@ def test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report(tmp_pat
 
     rerun = subprocess.run(["bash", str(REPO / "run_all.sh"), "--preset", "ci", "--seeds", "1", "--no-report",
                             "--results", str(results)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=600)
+                           timeout=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0 and "0 to run" in rerun.stdout  # nothing finished is run again
+
+
+def test_the_commands_time_out_before_pytest_does(request):
+    marker = request.node.module.test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report
+    limit = next(m.args[0] for m in marker.pytestmark if m.name == "timeout")
+    assert RUN_TIMEOUT_S + RERUN_TIMEOUT_S < limit

@@ -1,4 +1,4 @@
-"""The findings ALGORITHMS.md predicts, as checks on unit records, and the run's summary metrics.
+"""The findings docs/algorithms.md ("nsgd") and the paper predict, as checks on unit records, and the run's summary metrics.
 
 `stalls_at_skew_floor` and `keeps_shrinking` look at the floors of one (problem, batch size)
 across learning rates on the skewed quadratic. Without momentum the floor sits near p whatever the

@@ -7,7 +7,7 @@ import torch
 
 from nightbench.optimizers.finite import all_finite, finite_flag
 
-from .test_dispatch_benchmark import OpCounter
+from ..benchmarks.dispatch_counts import OpCounter
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])

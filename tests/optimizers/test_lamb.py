@@ -1,4 +1,4 @@
-"""LAMB against a naive reference written from the formula (ALGORITHMS.md "LAMB"), float64.
+"""LAMB against a naive reference written from the formula (docs/algorithms.md, "lamb"), float64.
 
     m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  m_hat = m/(1-b1^t);  v_hat = v/(1-b2^t)
     r = m_hat/(sqrt(v_hat) + eps);  u = r + lam w;  w <- w - eta_t phi(||w||)/||u|| u

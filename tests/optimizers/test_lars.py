@@ -1,4 +1,4 @@
-"""LARS against a naive reference written from the formula (ALGORITHMS.md "LARS"), float64.
+"""LARS against a naive reference written from the formula (docs/algorithms.md, "lars"), float64.
 
     local = eta ||w|| / (||g|| + lam ||w||)   (1 where ||w|| = 0 or the denominator is 0)
     v <- mu v + gamma_t local (g + lam w);   w <- w - v

@@ -18,9 +18,10 @@ from nightbench.optimizers import (
     names,
     plugin_errors,
     registry,
+    specs,
 )
 
-BUILTINS = ("sgd", "adam", "lars", "lamb")
+from .builtins import BUILTINS
 
 SIGN_SGD_FILE = """
 import torch
@@ -90,6 +91,8 @@ def take_one_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> f
 
 def test_builtin_modules_register_themselves():
     known = names()
+    registered = [s.name for s in specs() if s.source == "builtin"]
+    assert sorted(registered) == sorted(BUILTINS), "the builtins registered differ from tests/optimizers/builtins.py"
     for name in BUILTINS:
         assert name in known
         spec = get_spec(name)

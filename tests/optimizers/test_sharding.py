@@ -282,7 +282,7 @@ class OneProcess:
                          ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in v.items()))
 def test_sharded_multi_tensor_step_reads_nothing_back(name, hyperparameters):
     """Under the hook the multi-tensor body sums on the device: no host read inside step()."""
-    from .test_dispatch_benchmark import OpCounter
+    from ..benchmarks.dispatch_counts import OpCounter
 
     model = _model()
     pieces = [p.detach().reshape(-1)[: max(1, p.numel() // 2)].clone() for p in model.parameters()]

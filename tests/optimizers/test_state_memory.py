@@ -1,10 +1,16 @@
 """State memory: every builtin keeps exactly its declared number of parameter-sized slots.
 
+The count lives in one place, each optimizer's registry entry (`state_slots`); these tests measure
+the state against it, and the README's optimizer table against it.
+
 The counting (`nightbench.optimizers.memory`) is tested here too, since the memory_overhead suite
 reports what it says.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,11 +18,10 @@ import torch
 from nightbench.optimizers import create, get_spec, specs
 from nightbench.optimizers.memory import parameter_bytes, state_bytes, state_tensor_summary
 
-# The issue's table: parameter-sized tensors each optimizer may keep per parameter.
-EXPECTED_SLOTS = {
-    "sgd": 1, "adam": 2, "lars": 1, "lamb": 2,
-    "nsgd": 0, "nsgd_momentum": 1, "nigt": 1, "nigt_adaptive": 1,
-}
+from .builtins import BUILTINS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
 # Per parameter tensor, at most this many 0-dim tensors or Python numbers (step counts, norms, ...).
 MAX_SCALARS_PER_TENSOR = 8
 SHAPES = [(16, 8), (8,), (4, 3, 3, 3), (4,), (10, 16), (10,)]
@@ -44,18 +49,20 @@ def run_steps(name: str, params: list[torch.nn.Parameter], steps: int = 3) -> to
     return optimizer
 
 
-def test_every_builtin_is_in_the_table():
-    builtins = {s.name for s in specs() if s.source == "builtin"}
-    missing = builtins - set(EXPECTED_SLOTS)
-    assert not missing, f"add the state slots of {sorted(missing)} to EXPECTED_SLOTS (and to the issue's table)"
+def test_every_builtin_declares_its_state_slots():
+    undeclared = [s.name for s in specs() if s.source == "builtin" and not isinstance(s.state_slots, int)]
+    assert not undeclared, f"declare state_slots=N in the registration of {undeclared}"
 
 
-@pytest.mark.parametrize("name", list(EXPECTED_SLOTS))
+def test_the_readme_table_gives_the_declared_slots():
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\| (\d+)", README.read_text(), flags=re.MULTILINE)
+    assert len(rows) >= len(BUILTINS), "the README's optimizer table was not found"
+    assert {name: int(slots) for name, slots in rows} == {s.name: s.state_slots for s in specs() if s.source == "builtin"}
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 def test_state_holds_exactly_the_declared_slots(name):
-    if name not in {s.name for s in specs()}:
-        pytest.skip(f"{name} is not registered (yet)")
-    slots = EXPECTED_SLOTS[name]
-    assert get_spec(name).state_slots == slots
+    slots = get_spec(name).state_slots  # an unregistered builtin fails here, by name
     params = make_params()
     optimizer = run_steps(name, params)
 
@@ -84,7 +91,7 @@ def test_slots_follow_the_parameter_dtype(name):
     optimizer = run_steps(name, params)
     assert parameter_bytes(optimizer) == 8 * sum(p.numel() for p in params)
     slot_bytes = sum(row["bytes"] for row in state_tensor_summary(optimizer).values() if row["tensors"])
-    assert slot_bytes == EXPECTED_SLOTS[name] * parameter_bytes(optimizer)
+    assert slot_bytes == get_spec(name).state_slots * parameter_bytes(optimizer)
 
 
 class _HandMadeState(torch.optim.Optimizer):

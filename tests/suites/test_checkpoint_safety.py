@@ -175,6 +175,7 @@ def test_interrupted_run_keeps_its_two_latest_checkpoints(runs):
     assert steps == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
 
 
+@pytest.mark.slow
 def test_cli_resumes_past_a_malicious_checkpoint(tmp_path):
     """`nightbench run` on an unfinished run whose checkpoint carries code: exit 0, one line first, same result."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

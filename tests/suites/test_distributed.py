@@ -22,11 +22,12 @@ import torch
 
 from nightbench.optimizers import ParamGroupPolicy, get_spec, register_optimizer
 from nightbench.optimizers import registry as optimizer_registry
+from nightbench.optimizers.sharding import ELEMENTWISE, NORM_HOOK, shard_support
 from nightbench.suites.cli import main
 from nightbench.suites.config import ConfigError
 from nightbench.suites.distributed import DeepSpeedOptions
 from nightbench.suites.distributed.ds_config import batch_layout, deepspeed_settings, with_batch
-from nightbench.suites.distributed.support import check_supported, probe_optimizer
+from nightbench.suites.distributed.support import check_supported, optimizer_view, probe_optimizer
 from nightbench.suites.distributed.trainer import check_resumable, latest_checkpoint_meta
 from nightbench.suites.distributed.weights import checkpoint_weights
 from nightbench.suites.engine import RunRequest, execute_run, plan_run
@@ -73,10 +74,13 @@ def _settings(stage=None, user=None, precision="fp32", tmp_path=None):
 
 
 def _check(name, settings, precision="fp32", policy=None, **hyperparameters):
+    """check_supported on the run's probe; returns (how DeepSpeed presents parameters, the declared sharding)."""
     spec = get_spec(name)
     hp = spec.resolve(hyperparameters)
     policy = ParamGroupPolicy.from_dict(policy or {})
-    check_supported(spec, probe_optimizer(spec, hp, policy), settings, precision)
+    probe = probe_optimizer(spec, hp, policy)
+    check_supported(spec, probe, settings, precision)
+    return optimizer_view(settings), shard_support(probe)
 
 
 @pytest.mark.parametrize("global_batch,micro,world,expected", [
@@ -137,8 +141,11 @@ def test_unreadable_user_config(tmp_path):
 @pytest.mark.parametrize("name", ["nigt", "nsgd", "nsgd_momentum", "lars", "lamb", "adam", "sgd"])
 @pytest.mark.parametrize("stage", [0, 1, 2])
 def test_every_optimizer_with_norms_or_none_runs_at_zero_0_1_2(name, stage):
-    _check(name, _settings(stage=stage))
-    _check(name, _settings(stage=stage, precision="bf16"), precision="bf16")
+    # Accepted because its norms go through the hook (or it has none), in the view stage 0/1/2 gives it.
+    view = "whole" if stage == 0 else "zero12"
+    declared = ELEMENTWISE if name in ("adam", "sgd") else NORM_HOOK
+    assert _check(name, _settings(stage=stage)) == (view, declared)
+    assert _check(name, _settings(stage=stage, precision="bf16"), precision="bf16") == (view, declared)
 
 
 @pytest.mark.parametrize("name", ["nigt", "nsgd_momentum", "lars", "lamb"])
@@ -148,8 +155,8 @@ def test_normalizing_optimizers_are_refused_at_zero_3(name):
 
 
 def test_elementwise_optimizers_run_at_zero_3():
-    _check("adam", _settings(stage=3))
-    _check("sgd", _settings(stage=3))
+    assert _check("adam", _settings(stage=3)) == ("zero3", ELEMENTWISE)
+    assert _check("sgd", _settings(stage=3)) == ("zero3", ELEMENTWISE)
 
 
 def test_two_gradient_optimizer_is_refused_under_deepspeed():
@@ -303,6 +310,7 @@ def _outcome(report: list[dict], optimizer: str, stage: int, **overrides) -> dic
     return outcome
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -315,6 +323,7 @@ def test_two_processes_match_one_process(launched, optimizer, stage):
     assert config["distributed"]["deepspeed_config"]["gradient_accumulation_steps"] == 1  # ci: 8 = 4 x 1 x 2
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("optimizer,stage,overrides,reference", [
     ("nigt", 2, {"precision": "bf16"}, "nigt-bf16"),  # bf16 compute on fp32 weights, as in one process
@@ -349,6 +358,7 @@ def _assert_matches(outcome: dict, single, optimizer: str, stage: int) -> None:
     assert not (run_dir / "failures").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_ranks_with_other_training_data_are_refused(launched):
     _, _, report = launched
@@ -357,6 +367,7 @@ def test_ranks_with_other_training_data_are_refused(launched):
     assert "ranks [1] built other training batches than rank 0" in outcome["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_a_failing_rank_is_reported_by_rank_0(launched):
     _, _, report = launched
@@ -394,6 +405,7 @@ def _kill_when_checkpointed(command: list[str], run_parent: Path, step: int) -> 
     return run_dir
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_killed_run_resumes_under_two_processes(launched):
     root, _, report = launched
@@ -414,6 +426,7 @@ def test_killed_run_resumes_under_two_processes(launched):
     assert _largest_difference(checkpoint_weights(reference), checkpoint_weights(run_dir)) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_zero0_checkpoint_resumes_on_another_world_size(launched):
     """ZeRO 0 keeps whole optimizer state on every rank: a 2-process checkpoint resumes on 1 process."""

@@ -31,6 +31,7 @@ def board(tmp_path, *extra):
                  "--jobs", "2", *extra])
 
 
+@pytest.mark.slow
 def test_board_runs_every_optimizer_and_seed_then_skips_them(toy_board, tmp_path, capsys):
     assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "2") == 0
     runs = summaries(tmp_path)
@@ -41,12 +42,14 @@ def test_board_runs_every_optimizer_and_seed_then_skips_them(toy_board, tmp_path
     assert "0 to run, 4 already finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path):
     assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "1", "--set", "fail_at_step=2") == 1
     runs = summaries(tmp_path)
     assert len(runs) == 2 and all(s["status"] == "failed" for _, s in runs.values())
 
 
+@pytest.mark.slow
 def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, monkeypatch):
     spec = optimizer_registry.get_spec("sgd")
     monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": (1e-3, 0.05, 10.0)}))
@@ -62,6 +65,7 @@ def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, 
     assert all(c["hyperparameters"]["lr"] == best and c["seed"] != leaderboard.TUNING_SEED for c, _ in finals)
 
 
+@pytest.mark.slow
 def test_local_tuning_grid_keeps_the_points_near_the_default_lr(toy_board, tmp_path, monkeypatch):
     spec = optimizer_registry.get_spec("sgd")
     grid = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
@@ -92,6 +96,7 @@ def test_tune_grid_without_tune_is_refused(toy_board, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
     plugin = tmp_path / "plugin.py"
     plugin.write_text(textwrap.dedent('''
@@ -113,6 +118,7 @@ def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
     assert config["optimizer_spec"]["source"].startswith("file ")
 
 
+@pytest.mark.slow
 def test_a_failed_tuning_run_ranks_last_and_the_final_stage_still_runs(toy_board, tmp_path):
     plugin = tmp_path / "flaky.py"
     plugin.write_text(textwrap.dedent('''

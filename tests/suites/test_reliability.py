@@ -57,6 +57,7 @@ def test_runs_at_different_thread_counts_are_different_runs(toy_suite, tmp_path)
 
 
 # --- class 3: two boards on one results root; Ctrl-C ------------------------------------------------------
+@pytest.mark.slow
 def test_two_boards_on_one_results_root_record_no_false_failure_and_keep_every_log(tmp_path):
     results = tmp_path / "results"
     env = _slow_env("0.05")
@@ -72,6 +73,7 @@ def test_two_boards_on_one_results_root_record_no_false_failure_and_keep_every_l
     assert all("Traceback" not in log.read_text() for log in logs)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_in_flight_runs_resumable_not_failed(tmp_path):
     results = tmp_path / "results"
     # A shell that starts a job in the background makes it ignore SIGINT, and children inherit that (CI may run

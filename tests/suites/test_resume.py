@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from nightbench.suites.run_dir import read_metrics
@@ -27,6 +28,7 @@ def _comparable(run_dir: Path) -> list[dict]:
             for r in read_metrics(run_dir) if r["kind"] in ("train", "eval")]
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     reference = subprocess.run(_command(tmp_path / "reference"), cwd=REPO, env=env, capture_output=True, text=True)

@@ -48,6 +48,7 @@ BATCH1_SWEEP = {"problems": ["skewed_quadratic"], "batch_sizes": [1]}  # ci lrs:
 
 # ---- the findings ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_nsgd_stalls_near_p_at_batch_1_whatever_the_lr_and_drifts_on_the_flat_problem(tmp_path):
     _, records = run(tmp_path, "nsgd", problems=["skewed_flat", "skewed_quadratic"], batch_sizes=[1, 256])
     floors = findings.floors_by_lr(records, "skewed_quadratic", 1)
@@ -271,6 +272,7 @@ def test_bad_config_value_through_the_engine_names_the_key(tmp_path):
     assert "skew_p" in message and "(0, 0.5)" in message
 
 
+@pytest.mark.slow
 def test_ci_preset_end_to_end_writes_a_readable_run_directory(tmp_path):
     outcome, records = run(tmp_path, "nsgd")
     config = json.loads((outcome.run_dir / "config.json").read_text())

@@ -30,6 +30,7 @@ def clean_catalog(monkeypatch):
     monkeypatch.setattr(catalog, "_FILES", {})
 
 
+@pytest.mark.slow
 def test_a_suite_file_is_listed_run_on_the_board_and_reported(clean_catalog, tmp_path, capsys):
     suite_file = tmp_path / "my_suite.py"
     suite_file.write_text(training_suite_plugin("file_lsq"))
@@ -44,6 +45,7 @@ def test_a_suite_file_is_listed_run_on_the_board_and_reported(clean_catalog, tmp
     _report_shows((results / "report-ci.html").read_text(), "file_lsq")
 
 
+@pytest.mark.slow
 def test_an_entry_point_suite_is_found_by_parent_and_child_processes(clean_catalog, tmp_path, monkeypatch):
     site = tmp_path / "site"
     package = site / "lsq_suite_pkg"

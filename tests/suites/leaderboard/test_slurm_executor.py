@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from nightbench.suites.leaderboard.slurm_queue import read_job, squeue_states
 
+from ..toy_suite import PRESET as TOY_PRESET
 from .conftest import recorded_jobs
 
 pytestmark = pytest.mark.slow
@@ -29,6 +31,11 @@ TOY_SUITE = str(Path(__file__).resolve().parents[1] / "toy_suite.py")
 BOARD_TIMEOUT_S = 420
 # metrics that measure the machine, not the model: they differ between any two runs
 TIMING_METRICS = ("eval_images_per_second",)
+TOY_STEPS = TOY_PRESET["steps"]  # the ci preset's (the toy suite's presets share it)
+TOY_STEP_SLEEP_S = 0.4  # NIGHTBENCH_TOY_SLEEP where nothing needs a run to last longer
+# A cancelled job is killed KillWait seconds after scancel's SIGTERM (which submitit ignores): the
+# test stretches the run to outlast that, up to this KillWait (beyond it the test would take minutes).
+MAX_KILL_WAIT_S = 120
 
 
 @pytest.fixture
@@ -218,19 +225,44 @@ def test_a_killed_board_started_again_submits_no_run_twice(slurm_cluster, tmp_pa
 
 
 # 5 -------------------------------------------------------------------------------------------
+def kill_wait_s() -> int:
+    """The cluster's KillWait: seconds between a cancelled job's SIGTERM and its SIGKILL."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"^KillWait\s*=\s*(\d+)", config, flags=re.MULTILINE)
+    if found is None:
+        pytest.fail("`scontrol show config` gives no KillWait")
+    return int(found.group(1))
+
+
+def step_sleep_to_outlast(kill_wait: int) -> float:
+    """NIGHTBENCH_TOY_SLEEP such that the steps after the first checkpoint take 1.5 KillWait."""
+    return max(TOY_STEP_SLEEP_S, 1.5 * kill_wait / (TOY_STEPS - 2))
+
+
+def test_a_cancelled_run_is_stretched_to_outlast_the_kill_wait():
+    assert step_sleep_to_outlast(5) == TOY_STEP_SLEEP_S  # .ci/slurm-up.sh's cluster: as before
+    for kill_wait in (5, 30, MAX_KILL_WAIT_S):
+        assert (TOY_STEPS - 2) * step_sleep_to_outlast(kill_wait) >= 1.5 * kill_wait
+
+
 def test_a_cancelled_job_is_resubmitted_on_reattach_and_resumes_from_its_checkpoint(
         slurm_cluster, tmp_path, fast_polling, cancel_jobs_after):
+    kill_wait = kill_wait_s()
+    if kill_wait > MAX_KILL_WAIT_S:
+        pytest.skip(f"the cluster's KillWait is {kill_wait} s: a cancelled job runs on that long, and a toy run "
+                    f"stretched to outlast it would take minutes; this test needs KillWait <= {MAX_KILL_WAIT_S} s "
+                    "(.ci/slurm-up.sh's cluster sets 5)")
     settings = ["--optimizers", "sgd", "--seeds", "1", "--set", "checkpoint_every=2"]
     results = tmp_path / "slurm"
     cancel_jobs_after(results)
     board = toy_board(results, fast_polling, *settings)
-    env = {"NIGHTBENCH_TOY_SLEEP": "0.4"}
+    env = {"NIGHTBENCH_TOY_SLEEP": str(step_sleep_to_outlast(kill_wait))}
     ok(nightbench(*board, "--detach", env=env))
     (run_dir, jobs), = recorded_jobs(results).items()
     wait_until(lambda: (run_dir / "checkpoint.pt").exists(), 120, "the run's first checkpoint")
     assert squeue_states().get(jobs[0]) == "running"
     subprocess.run(["scancel", jobs[0]], check=True)
-    wait_until(lambda: jobs[0] not in squeue_states(), 60, "the cancelled job to leave the queue")
+    wait_until(lambda: jobs[0] not in squeue_states(), kill_wait + 60, "the cancelled job to leave the queue")
     status = ok(nightbench("status", str(results)))
     assert "interrupted" in status and str(Path(read_job(run_dir)["log"])) in status
     assert not (run_dir / "summary.json").exists()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from nightbench.optimizers.errors import InputError
-from nightbench.suites.leaderboard.slurm_options import (SlurmOptionError, add_slurm_arguments, options_from_args,
-                                                          parse_option, submitit_parameters)
+from nightbench.suites.leaderboard.slurm_options import (OWNED_PARAMETERS, SETTINGS, SlurmOptionError, add_slurm_arguments,
+                                                          options_from_args, parse_option, submitit_parameters)
 from nightbench.suites.leaderboard.slurm_queue import parse_squeue
 from nightbench.suites.status import compress_job_ids
 
@@ -180,3 +180,34 @@ def test_the_readme_config_example_is_accepted(tmp_path):
     assert options.gpus_per_run == 8 and options.world_size == 8 and options.options["constraint"] == "a100"
     flags = sbatch_flags(tmp_path, options)
     assert flags["partition"] == "gpu" and flags["gpus-per-node"] == "8"
+
+
+def test_a_bad_value_is_named_as_where_it_came_from(tmp_path):
+    config = tmp_path / "cluster.toml"
+    config.write_text('time = 0\npoll_seconds = -1\nqos = ""\n')
+    with pytest.raises(SlurmOptionError, match=r"invalid time \(in .*cluster.toml\) 0: expected an integer >= 1"):
+        options_from_args(parse("--executor-config", str(config)))
+    # the flag wins, and a refusal of the flag's value names the flag
+    with pytest.raises(SlurmOptionError, match=r"invalid --slurm-qos '': expected a non-empty name"):
+        options_from_args(parse("--executor-config", str(config), "--slurm-time", "5", "--slurm-qos", ""))
+    config.write_text("poll_seconds = -1\n")
+    with pytest.raises(SlurmOptionError, match="poll_seconds .*expected a number of seconds > 0"):
+        options_from_args(parse("--executor-config", str(config)))
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.flag], ids=lambda s: s.key)
+def test_every_flag_sets_its_config_key_and_the_file_key_means_the_same(tmp_path, setting):
+    value = {"zero_stage": "2", "deepspeed_config": str(tmp_path / "ds.json"), "mem_per_run": "8G",
+             "gpus_per_run": "1"}.get(setting.key, "3" if setting.type is int else "gpu")
+    (tmp_path / "ds.json").write_text("{}")
+    from_flag = options_from_args(parse(setting.flag, value))
+    config = tmp_path / "cluster.toml"
+    config.write_text(f"{setting.key} = {value if setting.type is int else repr(value)}\n")
+    from_file = options_from_args(parse("--executor-config", str(config)))
+    assert getattr(from_flag, setting.key) == getattr(from_file, setting.key) != setting.default
+
+
+def test_every_owned_submitit_parameter_is_one_submitit_takes():
+    taken = set(submitit.SlurmExecutor._valid_parameters()) | {"map_count"}  # map_count: set by map_array
+    assert set(OWNED_PARAMETERS) <= taken
+    assert {s.submitit for s in SETTINGS if s.submitit} <= taken

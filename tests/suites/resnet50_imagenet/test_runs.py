@@ -23,6 +23,7 @@ def ci_run(tmp_path, optimizer, **overrides):
                                   results_root=str(tmp_path), overrides=overrides, progress=False))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", names())
 def test_ci_preset_completes_with_finite_metrics(tmp_path, optimizer):
     outcome = ci_run(tmp_path, optimizer)

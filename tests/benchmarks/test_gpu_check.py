@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from . import gpu_check
@@ -19,6 +20,7 @@ def test_the_traffic_counter_counts_reads_writes_and_host_reads():
     assert counter.bytes == 3 * 4000 + 4000
 
 
+@pytest.mark.slow
 def test_tiny_cpu_run_measures_every_requested_entry(tmp_path, capsys):
     out = tmp_path / "check.json"
     wanted = ["nigt [single]", "nigt [multi]", "lamb [multi]", "torch SGD-momentum foreach"]

@@ -1,7 +1,7 @@
 """The GPU check of the optimizer steps: one command, a few minutes on one GPU.
 
-    python tests/optimizers/gpu_check.py [--out results.json]           # needs CUDA
-    python tests/optimizers/gpu_check.py --device cpu --tiny            # the same logic, tiny, on CPU
+    python tests/benchmarks/gpu_check.py [--out results.json]           # needs CUDA
+    python tests/benchmarks/gpu_check.py --device cpu --tiny            # the same logic, tiny, on CPU
 
 For every registered builtin (the optimizers written here in both bodies, `[single]` and `[multi]`;
 `foreach=None` picks multi-tensor on a GPU) and for torch's SGD-momentum and AdamW in their
