@@ -240,6 +240,12 @@ def _when(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def shown_path(path: os.PathLike) -> str:
+    """A path as text for the page: its bytes read as UTF-8, whatever the locale decoded them as
+    (under LC_ALL=C a name outside ASCII arrives as surrogates, which no page can hold)."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
 def build_context(results: Results) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and small dataclasses."""
     runs = results.runs
@@ -261,7 +267,7 @@ def build_context(results: Results) -> dict[str, Any]:
     created = sorted(str(c) for c in runs["created"].dropna()) if len(runs) else []
     return {
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "results_dir": str(results.results_dir),
+        "results_dir": shown_path(results.results_dir),
         "presets": presets,
         "n_runs": len(runs),
         "first_created": _when(created[0]) if created else None,
@@ -297,7 +303,7 @@ def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike)
     # write-then-rename: an interrupted build never leaves a half-written report behind
     handle, tmp_name = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=output.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
+        with os.fdopen(handle, "w", encoding="utf-8", errors="surrogateescape") as tmp:  # any other path text
             tmp.write(page)
         os.chmod(tmp_name, 0o644)  # mkstemp makes files private; a report is meant to be shared
         os.replace(tmp_name, output)

@@ -105,11 +105,28 @@ def check_results_root(path: str) -> None:
         raise ConfigError(f"--results {path}: {parent} is not writable; choose a folder you can write")
 
 
+# `run` flags that describe the run itself: a request file already does, so they cannot go with --request.
+REQUEST_EXCLUSIVE = ("--suite", "--optimizer", "--preset", "--seed", "--set", "--optimizer-file", "--suite-file",
+                     "--results", "--device", "--protocol", "--precision")
+
+
+def _flags_given(args: argparse.Namespace, flags: tuple[str, ...]) -> list[str]:
+    """Those of `flags` whose value differs from the parser's default (i.e. that the user gave)."""
+    defaults = {action.dest: action.default for action in args.parser._actions}
+    return [flag for flag in flags
+            if getattr(args, flag.lstrip("-").replace("-", "_")) != defaults[flag.lstrip("-").replace("-", "_")]]
+
+
 def _run_request(args: argparse.Namespace):
     """The RunRequest of `nightbench run`: from --request FILE, or from the flags."""
     from .plan import RunRequest, read_request
 
     if args.request:
+        given = _flags_given(args, REQUEST_EXCLUSIVE)
+        if given:
+            raise ConfigError(f"--request FILE names the whole run; {', '.join(given)} would be ignored: drop "
+                              f"{'it' if len(given) == 1 else 'them'} (with --request only --quiet and the "
+                              "DeepSpeed flags apply), or run from the flags without --request")
         return read_request(args.request, progress=not args.quiet, deepspeed=_deepspeed_options(args))
     if not args.suite or not args.optimizer:
         raise ConfigError("nightbench run needs --suite and --optimizer (or --request FILE)")
@@ -148,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  wall time {summary['wall_time']:.1f} s" + (
             f", median step {summary['step_time_median']:.3f} s" if summary.get("step_time_median") else ""))
     if outcome.status != "completed":
-        print(f"  {summary.get('error')}", file=sys.stderr)
+        if summary.get("error"):  # a diverged run has none to show
+            print(f"  {summary['error']}", file=sys.stderr)
         return 1
     return 0
 
@@ -164,10 +182,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_slurm_flags(args: argparse.Namespace) -> None:
+    """SLURM settings without --executor slurm would be dropped, and the board would run on this machine."""
+    if args.executor == "slurm":
+        return
+    from .leaderboard.slurm_options import add_slurm_arguments
+
+    slurm = argparse.ArgumentParser(add_help=False)
+    add_slurm_arguments(slurm)
+    given = [action.option_strings[0] for action in slurm._actions
+             if getattr(args, action.dest) != action.default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to --executor slurm: "
+                          f"add --executor slurm to run on the cluster, or drop {'it' if len(given) == 1 else 'them'} "
+                          f"to run on this machine (--executor {args.executor})")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from nightbench.reports.output import check_output_path
+
     from .leaderboard import run_leaderboard_from_args
 
+    check_slurm_flags(args)
     check_results_root(args.results)
+    if not args.no_report:  # found now, not after the whole board has run
+        check_output_path(args.report or str(Path(args.results) / f"report-{args.preset}.html"))
     return run_leaderboard_from_args(args)
 
 
@@ -215,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ZeRO stage (default: the --deepspeed-config's, else 0); implies --deepspeed")
     g.add_argument("--deepspeed-config", metavar="JSON", default=None,
                    help="a DeepSpeed config to start from (no optimizer/scheduler/batch sections); implies --deepspeed")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, parser=p)
 
     p = sub.add_parser("report", help="write the HTML comparison report for a results directory")
     p.add_argument("results_dir")

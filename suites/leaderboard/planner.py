@@ -67,6 +67,10 @@ class BoardSettings:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:
             get_spec(name)
+        for flag, names in (("--suites", suites), ("--optimizers", optimizers)):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:  # one run directory would be counted as several runs
+                raise ConfigError(f"{flag} lists {', '.join(twice)} more than once; list each name once")
         grid = tune_grid or ("full" if preset in FULL_GRID_PRESETS else "local")
         return BoardSettings(suites, optimizers, preset, seeds, tune, grid, dict(overrides or {}), results, device,
                              tuple(optimizer_files), tuple(suite_files))
