@@ -116,7 +116,7 @@ def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "")
 
 def _status_line(runs: pd.DataFrame) -> str:
     counts = Counter(runs["status"])
-    order = ["completed", "diverged", "failed", "incomplete", "damaged"]
+    order = ["completed", "diverged", "failed", "incomplete", "damaged"]  # inconsistent runs are not in `runs`
     parts = [f"{counts[s]} {s}" for s in order if counts[s]]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
     protocols = Counter(runs["protocol"])
@@ -270,6 +270,7 @@ def build_context(results: Results) -> dict[str, Any]:
         "results_dir": shown_path(results.results_dir),
         "presets": presets,
         "n_runs": len(runs),
+        "n_inconsistent": results.inconsistent,
         "first_created": _when(created[0]) if created else None,
         "last_created": _when(created[-1]) if created else None,
         "optimizers": [{"name": o, "color": colors[o], "paper": is_paper_optimizer(o)} for o in results.optimizers],

@@ -1,4 +1,4 @@
-"""The `nightbench` command line: list, run, leaderboard, status, report.
+"""The `nightbench` command line: list, run, leaderboard, status, verify, report.
 
 Exit status: 0 success; 1 a run failed (or diverged, for `run`), or nightbench hit a bug (it says
 so, and writes the traceback to a file); 2 bad input (the message says what would be accepted);
@@ -217,6 +217,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Each finished run whose files disagree, and why; exit 1 when there is one."""
+    from .outcomes import ExitCode
+    from .status import find_runs
+    from .verify import inconsistent_runs
+
+    results = Path(args.results_dir)
+    if not results.is_dir():
+        raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    run_dirs = find_runs(results)
+    found = inconsistent_runs(run_dirs)
+    for bad in found:
+        print(f"inconsistent  {bad.run_dir.relative_to(results)}: {bad}")
+    print(f"{results}: {len(run_dirs)} run(s) checked, {len(found)} inconsistent"
+          + (" (the report and `nightbench status` leave them out)" if found else ""))
+    return ExitCode.FAILED if found else ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightbench", description="A benchmark suite for deep-learning optimizers.")
     # The deepspeed launcher passes --local_rank=N first; the rank is read from LOCAL_RANK instead.
@@ -270,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="where the runs of a results folder stand: counts per suite and stage, SLURM jobs")
     p.add_argument("results_dir")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check every finished run against its own log and directory name; "
+                                      "exit 1 if one disagrees")
+    p.add_argument("results_dir")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

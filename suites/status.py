@@ -20,9 +20,13 @@ from pathlib import Path
 from .layout import CONFIG_FILE, METRICS_FILE, REQUEST_SUFFIX, RUN_DEPTH, SUMMARY_FILE
 from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
                                       squeue_states, summary_is_current)
+from .outcomes import FINISHED_STATES, RunState
 from .run_dir import read_json
+from .verify import verify_run_dir
 
-STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "pending", "unknown")
+DAMAGED = "damaged"  # a summary.json that cannot be read (the report's word for it as well)
+STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "inconsistent", DAMAGED, "pending",
+          "unknown")
 ALWAYS_SHOWN = ("queued", "running", "completed", "diverged", "failed")
 
 
@@ -72,8 +76,13 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
             status.error = error.strip().splitlines()[-1] if error else None
     elif summary.get("status"):  # a run of another executor
         status.state, status.error = summary["status"], summary.get("error")
+    elif (run_dir / SUMMARY_FILE).exists():  # there, but unreadable: what the report calls it too
+        status.state, status.error = DAMAGED, f"{SUMMARY_FILE} cannot be read (cut short, or not a JSON object)"
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
         status.state = "interrupted"  # started, never finished: the same command resumes it
+    reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES else []
+    if reasons:  # a result that disagrees with its own log or name is not counted as one
+        status.state, status.error = RunState.INCONSISTENT, "; ".join(reasons)
     return status
 
 
@@ -116,9 +125,10 @@ def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
                      + "  ".join(f"{counts[key][s]:>{max(len(s), 5)}}" for s in shown))
         if jobs[key]:
             lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
-    trouble = [r for r in runs if r.state in ("failed", "interrupted")]
+    trouble = [r for r in runs if r.state in ("failed", "interrupted", "inconsistent", DAMAGED)]
     if trouble:
-        lines += ["", "failed or interrupted (the same leaderboard command submits them again):"]
+        lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command submits the "
+                      "failed and interrupted again; `nightbench verify` explains the inconsistent):"]
         for run in trouble:
             where = f"job {run.job_id}, log {run.log}" if run.job_id else "local run"
             lines.append(f"  {run.state:<11} {run.run_dir.relative_to(results)}  ({where})")

@@ -90,4 +90,8 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
         output = args.report or str(Path(args.results) / f"report-{args.preset}.html")
         path = build_report(Path(args.results), output)
         print(f"report: {Path(path).resolve()}", flush=True)
-    return 1 if counts.get("failed") else 0
+    if counts.get("failed"):
+        return 1
+    # a run that ended without a result (a SLURM job gone from the queue, say) is not a success:
+    # 130, as for Ctrl-C, so that `./run_all.sh && publish` stops; the same command resumes it
+    return 130 if counts.get("interrupted") else 0
