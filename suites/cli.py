@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import os
 import sys
 import tempfile
@@ -306,6 +307,31 @@ def report_bug(exc: BaseException) -> None:
           f"traceback written to {path}", file=sys.stderr)
 
 
+# Failures of the machine, not of nightbench or of the input: one line names the cause and the path.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space or raise the quota",
+                      errno.EROFS: "choose a writable --results folder", errno.EACCES: "check the folder's permissions",
+                      errno.EPERM: "check the folder's permissions", errno.EIO: "check the disk"}
+
+
+def environment_failure(exc: BaseException) -> str | None:
+    """The one line for a failure of the machine (a full disk, a read-only folder, the scheduler not
+    answering), found anywhere in the exception's chain; None for anything else."""
+    from .leaderboard.slurm_queue import SqueueError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SqueueError):
+            return (f"the SLURM scheduler does not answer ({exc}); submitted jobs keep running: run the same "
+                    "command again to re-attach (`nightbench status RESULTS` shows them)")
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            where = f": {exc.filename}" if exc.filename else ""
+            return (f"{exc.strerror or os.strerror(exc.errno)}{where} ({ENVIRONMENT_ERRNOS[exc.errno]}, then run the "
+                    "same command again; finished runs are kept)")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Setting accelerator to CPU.*")
     args = build_parser().parse_args(argv)
@@ -321,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         print("nightbench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - anything else is a bug in nightbench
+        cause = environment_failure(exc)
+        if cause:
+            print(f"nightbench: {cause}", file=sys.stderr)
+            return 1
         report_bug(exc)
         return 1
 

@@ -68,7 +68,11 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
     suite = config.get("suite") or request.get("suite") or run_dir.parts[-4]
     stage = (record or {}).get("stage") or config.get("protocol") or request.get("protocol") or "?"
     status = RunStatus(run_dir, suite, stage, "pending")
-    if record is not None:
+    wrong = job_record_problem(record) if record is not None else None
+    if wrong:  # shown as damaged, like an unreadable summary: one broken file never hides the other runs
+        status.state, status.error = DAMAGED, wrong
+        status.stage = stage if isinstance(stage, str) else "?"
+    elif record is not None:
         status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
         status.state = job_state(run_dir, record, queue)
         if status.state == "failed":
@@ -84,6 +88,23 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
     if reasons:  # a result that disagrees with its own log or name is not counted as one
         status.state, status.error = RunState.INCONSISTENT, "; ".join(reasons)
     return status
+
+
+# The fields of a job record (slurm_queue.record_job) and the types `status` reads them as.
+JOB_FIELD_TYPES = {"job_id": (str,), "stage": (str,), "log": (str,), "submitit_folder": (str,),
+                   "submitted": (str,), "submitted_unix": (int, float), "jobs": (list,)}
+
+
+def job_record_problem(record: dict) -> str | None:
+    """What is wrong with a job.json's field types, or None."""
+    for key, accepted in JOB_FIELD_TYPES.items():
+        value = record.get(key)
+        if key not in record or (isinstance(value, accepted) and not isinstance(value, bool)
+                                 and (key != "jobs" or all(isinstance(job, str) for job in value))):
+            continue
+        expected = {"jobs": "a list of job ids (strings)", "submitted_unix": "a number"}.get(key, "a string")
+        return f"{JOB_FILE} field '{key}' is {value!r:.60}; expected {expected}"
+    return None
 
 
 def compress_job_ids(job_ids: list[str]) -> str:

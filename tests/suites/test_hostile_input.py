@@ -1,12 +1,14 @@
 """Input a hostile but realistic user gives (issue 22): each refusal exits 2 naming what is wrong and
 what would be accepted, before anything is written; nothing is silently ignored; odd locales work.
 
-One test per class of the issue; a class with several cases holds them in a table. (Classes 1, 2 and
-5, about what a report and `status` show, are tested in tests/reports/test_verify.py.)
+One test per class of the issue; a class with several cases holds them in a table. (Class 1, report
+rows, is tested in tests/reports/test_experiments.py; class 2, runs checked against their own files,
+in tests/suites/test_verify.py.)
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -18,6 +20,8 @@ import pytest
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites import catalog
 from nightbench.suites.cli import main
+from nightbench.suites.leaderboard.executor import Executor
+from nightbench.suites.leaderboard.slurm_queue import SqueueError
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_FILE = REPO / "tests" / "suites" / "toy_suite.py"
@@ -183,3 +187,117 @@ def test_an_experiment_whose_every_unit_diverged_prints_no_stray_none(tmp_path, 
     out, err = capsys.readouterr()
     assert code == 1 and out.startswith("diverged:")
     assert "None" not in (out + err).split(), out + err
+
+
+# --- class 3: failures of the machine, and files of the wrong types, are not bugs ------------------------------
+def _fail_writes(monkeypatch, code: int, message: str) -> None:
+    from nightbench.suites import run_dir
+
+    def refuse(path, text):
+        raise OSError(code, message, str(path))
+
+    monkeypatch.setattr(run_dir, "atomic_write_text", refuse)
+
+
+ENVIRONMENT = {
+    # root ignores permission bits, so a read-only folder is simulated by the error its writes would get
+    "a full disk": (errno.ENOSPC, "No space left on device", "free some space"),
+    "a read-only run folder": (errno.EROFS, "Read-only file system", "choose a writable --results folder"),
+    "no permission": (errno.EACCES, "Permission denied", "check the folder's permissions"),
+}
+
+
+@pytest.mark.parametrize("code, message, advice", ENVIRONMENT.values(), ids=ENVIRONMENT.keys())
+def test_a_failing_disk_exits_1_with_one_line_naming_cause_and_path(clean_catalog, tmp_path, capsys, monkeypatch,
+                                                                     code, message, advice):
+    _fail_writes(monkeypatch, code, message)
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "internal error" not in err, err
+    assert err.startswith(f"nightbench: {message}: {tmp_path}") and "config.json" in err and advice in err
+
+
+def test_a_job_record_of_wrong_types_is_shown_as_damaged_by_status(clean_catalog, tmp_path, capsys):
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
+    run_dir = next(tmp_path.glob("toy/ci/sgd/*/"))
+    (run_dir / "job.json").write_text(json.dumps({"job_id": "31_0", "stage": 3, "jobs": 5, "log": "x"}))
+    capsys.readouterr()
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "damaged" in out and "job.json field 'stage' is 3; expected a string" in out, out
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import torch
+
+    from nightbench.suites.checkpoint_store import CheckpointStore
+
+    store = CheckpointStore(tmp_path)
+    store.save({"step": 1})
+
+    def disk_fills(payload, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_fills)
+    with pytest.raises(OSError):
+        store.save({"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    monkeypatch.undo()
+    assert store.load()["step"] == 1  # the last whole checkpoint is untouched
+
+
+# --- classes 3 and 5: a board whose scheduler stops answering, or whose runs end without a result -------------------
+class _StubExecutor(Executor):
+    """Stands in for the SLURM executor: the runs' jobs vanish (or squeue fails) without running anything."""
+
+    name = "stub"
+
+    def __init__(self, squeue_fails: bool):
+        self.squeue_fails, self.plans = squeue_fails, []
+
+    def submit(self, plans, stage):
+        self.plans += plans
+
+    def status(self, plan):
+        return "pending"
+
+    def wait(self, on_end):
+        if self.squeue_fails:
+            raise SqueueError("squeue failed 3 times: slurm_load_jobs error: Unable to contact slurm controller")
+        for plan in self.plans:
+            on_end(plan, "interrupted")  # gone from the queue, no summary: what SLURM's executor reports
+        self.plans = []
+
+
+BOARD_ENDINGS = {
+    "a job vanishes without a result": (False, 130, "interrupted: 1"),
+    "squeue fails during the board": (True, 1, "nightbench: the SLURM scheduler does not answer (squeue failed"),
+}
+
+
+@pytest.mark.parametrize("squeue_fails, code, line", BOARD_ENDINGS.values(), ids=BOARD_ENDINGS.keys())
+def test_a_board_that_did_not_finish_its_runs_does_not_exit_0(clean_catalog, tmp_path, capsys, monkeypatch,
+                                                              squeue_fails, code, line):
+    import nightbench.suites.leaderboard as board
+
+    monkeypatch.setattr(board, "executor_from_args", lambda args: _StubExecutor(squeue_fails))
+    assert main(["leaderboard", "--suites", "toy", "--optimizers", "sgd", "--preset", "ci", "--seeds", "1",
+                 "--results", str(tmp_path), "--no-report"]) == code
+    out, err = capsys.readouterr()
+    assert line in out + err and "internal error" not in err, out + err
+
+
+# --- class 5: `status` and the report agree on a summary.json cut short ----------------------------------------
+def test_status_and_the_report_agree_on_a_summary_cut_short(clean_catalog, tmp_path, capsys):
+    from nightbench.reports import load_results
+    from nightbench.suites.status import status_report
+
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
+    summary = next(tmp_path.glob("toy/ci/sgd/*/summary.json"))
+    summary.write_text(summary.read_text()[:40])
+    shown = status_report(tmp_path)
+    header, row = [line.split() for line in shown.splitlines() if line.startswith(("suite /", "toy /"))]
+    counts = dict(zip(header[3:], row[3:]))  # after 'suite / stage' and 'toy / default'
+    assert counts.get("damaged") == "1" and "interrupted" not in counts, shown
+    assert list(load_results(tmp_path).runs["status"]) == ["damaged"]
