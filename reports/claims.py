@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nightbench.suites.outcomes import RunState
 from nightbench.suites.small_batch_variance import findings
 
 from . import fmt
@@ -115,8 +116,8 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), "final metric")
     higher = bool(chosen["higher_is_better"].iloc[0])
     ours_runs, base_runs = chosen[chosen["optimizer"] == ours], chosen[chosen["optimizer"] == baseline]
-    diff = compare_seeds(ours_runs[ours_runs["status"] == "completed"]["final_value"],
-                         base_runs[base_runs["status"] == "completed"]["final_value"], higher, metric_range(metric))
+    diff = compare_seeds(ours_runs[ours_runs["status"] == RunState.COMPLETED]["final_value"],
+                         base_runs[base_runs["status"] == RunState.COMPLETED]["final_value"], higher, metric_range(metric))
     tag = {}  # name the protocol when tuned ('final') runs are compared
     for name, frame in ((ours, ours_runs), (baseline, base_runs)):
         protocols = sorted(set(frame["protocol"]))

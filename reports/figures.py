@@ -20,6 +20,9 @@ import seaborn as sns
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from nightbench.suites.outcomes import FINISHED_STATES, RunState
+
+from .load import BROKEN_STATES
 from .palette import is_paper_optimizer, plot_label
 from .profiles import R_MAX, performance_ratios, profile_curve, target_costs, tau_grid
 from .stats import floor_summary, memory_summary, reported_records, reported_runs
@@ -107,7 +110,7 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, suite: str, colors
     if chosen.empty or curves.empty:
         return None
     # failed, incomplete and damaged runs stop early for reasons outside the optimizer: leave them out
-    drawn = chosen[chosen["status"].isin(["completed", "diverged"])]
+    drawn = chosen[chosen["status"].isin(FINISHED_STATES)]
     data = curves[curves["run_id"].isin(set(drawn["run_id"]))]
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), None)
     evals = data[(data["kind"] == "eval")] if metric and metric in data.columns else data.iloc[0:0]
@@ -165,12 +168,12 @@ def lr_sensitivity(runs: pd.DataFrame, suite: str, colors: dict[str, str]) -> Fi
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     broken_any = False
     for optimizer, group in sorted(tuning.groupby("optimizer"), key=lambda item: str(item[0])):
-        ok = group[(group["status"] == "completed") & group["final_value"].notna()]
+        ok = group[(group["status"] == RunState.COMPLETED) & group["final_value"].notna()]
         color = colors.get(str(optimizer))
         if len(ok):
             sns.lineplot(data=ok, x="lr", y="final_value", ax=ax, color=color, marker="o", estimator="mean",
                          errorbar="sd", linewidth=_width(str(optimizer)), label=_label(str(optimizer)))
-        broken = group[group["status"].isin(["diverged", "failed"])]
+        broken = group[group["status"].isin(BROKEN_STATES)]
         if len(broken):
             broken_any = True
             ax.scatter(broken["lr"], np.full(len(broken), 0.03), transform=ax.get_xaxis_transform(),

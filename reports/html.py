@@ -20,10 +20,12 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from nightbench.suites.outcomes import SUMMARY_STATES
+
 from . import figures, tables
 from .claims import CLAIM_SUITES, REFUTES, SUPPORTS, Claim, paper_claims
 from .facts import LEADERBOARD, LEARNING_CURVES, MEMORY, SMALL_BATCH_VARIANCE, suite_facts
-from .load import Results, load_results
+from .load import DAMAGED, INCOMPLETE, Results, load_results
 from .output import check_output_path
 from .palette import is_paper_optimizer, optimizer_colors
 from .profiles import R_MAX
@@ -116,7 +118,7 @@ def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "")
 
 def _status_line(runs: pd.DataFrame) -> str:
     counts = Counter(runs["status"])
-    order = ["completed", "diverged", "failed", "incomplete", "damaged"]  # inconsistent runs are not in `runs`
+    order = [*SUMMARY_STATES, INCOMPLETE, DAMAGED]  # inconsistent runs are not in `runs`
     parts = [f"{counts[s]} {s}" for s in order if counts[s]]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
     protocols = Counter(runs["protocol"])

@@ -23,8 +23,10 @@ import pandas as pd
 
 from nightbench.optimizers.errors import InputError
 from nightbench.suites import layout
-from nightbench.suites.outcomes import RunState
+from nightbench.suites.outcomes import SUMMARY_STATES, RunState
 from nightbench.suites.run_dir import identity_hash
+from nightbench.suites.summary import (KNOWN_CONFIG_VERSIONS, NUMBER_FIELDS, SUMMARY_FIELDS, FormatVersionError,
+                                       RunSummary, SummaryError, check_format_version, parse_summary)
 from nightbench.suites.verify import check_run
 
 from .facts import facts_from_config
@@ -33,17 +35,20 @@ log = logging.getLogger(__name__)
 
 ANY_RUN_FILE = (*layout.RUN_FILES, layout.CHECKPOINT_FILE)  # what a run directory that started holds
 IDENTITY = ["run_id", "suite", "preset", "optimizer", "run_name", "seed", "protocol"]
-RUN_COLUMNS = IDENTITY + [
-    "status", "problems", "run_dir", "error", "diverged_step", "target_metric", "higher_is_better",
-    "target_value", "final_value", "final_metrics", "steps_to_target", "time_to_target", "target_reached",
-    "steps", "wall_time", "step_time_median", "data_wait_fraction", "hyperparameters", "lr", "paper",
-    "state_slots", "environment", "world_size", "suite_kind", "suite_facts", "suite_description", "created",
-    "finished", "experiment", "environment_key",
-]
+# from config.json, and what the report works out from the two files
+CONFIG_COLUMNS = ["higher_is_better", "hyperparameters", "lr", "paper", "state_slots", "environment", "world_size",
+                  "suite_kind", "suite_facts", "suite_description", "created"]
+# experiment: one set of resolved settings (a report row); environment_key: where times were measured
+DERIVED_COLUMNS = ["problems", "run_dir", "final_value", "target_reached", "experiment", "environment_key"]
+# summary.json's fields are RunSummary's (suites/summary.py): each one is a column
+RUN_COLUMNS = IDENTITY + ["status"] + DERIVED_COLUMNS + [f for f in SUMMARY_FIELDS if f != "status"] + CONFIG_COLUMNS
 TUNING_COLUMNS = ["suite", "preset", "optimizer", "metric", "higher_is_better", "tuning_seed", "grid", "tried",
                   "best_lr", "best_value", "reason", "record"]
 # What summary.json says about the target: the engine's fields, read as they are.
 REACHED, NOT_REACHED, UNKNOWN_REACH = "reached", "not reached", "unknown"
+# A row's status beside the RunStates a summary names: a run directory without a (readable) summary.
+INCOMPLETE, DAMAGED = "incomplete", "damaged"
+BROKEN_STATES = (RunState.DIVERGED, RunState.FAILED)  # ended without a value: a tuning lr that lost
 
 
 class ResultsNotFoundError(InputError, FileNotFoundError):
@@ -73,23 +78,8 @@ class Results:
 
 
 def find_run_dirs(results_dir: Path) -> list[Path]:
-    """Every directory holding a run file, plus empty directories at the run depth.
-
-    Top-level folders whose names start with '_' (`_cache`, `_logs`, `_tuning`: see
-    nightbench.suites.layout) and hidden folders are skipped: caches may hold unrelated
-    `config.json` files.
-    """
-    found: list[Path] = []
-    for current, dirnames, filenames in os.walk(results_dir):
-        here = Path(current)
-        depth = len(here.relative_to(results_dir).parts)
-        if any(name in filenames for name in ANY_RUN_FILE) or (depth == layout.RUN_DEPTH and here != results_dir):
-            found.append(here)
-            dirnames[:] = []  # a run directory has no runs inside it
-            continue
-        hidden = ("_", ".") if depth == 0 else (".",)  # sanitized names may start with '_' deeper down
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(hidden))
-    return sorted(found)
+    """Every directory holding a run file, plus empty directories at the run depth (layout.find_runs)."""
+    return layout.find_runs(results_dir, ANY_RUN_FILE, empty=True)
 
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
@@ -153,21 +143,43 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _target_reached(summary: dict, target_value: float) -> str | None:
+def _target_reached(summary: RunSummary | None, target_value: float) -> str | None:
     """REACHED / NOT_REACHED as summary.json records it, UNKNOWN_REACH when it does not say
-    (no summary yet, or one written before the engine recorded it); None without a target."""
+    (no summary yet, a failed run, or one written before the engine recorded it); None without a target."""
     if math.isnan(target_value):
         return None
-    if "steps_to_target" not in summary:
+    if summary is None or not summary.target_recorded:
         return UNKNOWN_REACH
-    return NOT_REACHED if math.isnan(_number(summary.get("steps_to_target"))) else REACHED
+    return NOT_REACHED if math.isnan(_number(summary.steps_to_target)) else REACHED
+
+
+def _read_config(path: Path) -> tuple[dict | None, str | None]:
+    """config.json's object, or (None, why it cannot be read)."""
+    config, error = _read_json(path)
+    if config is not None:
+        try:
+            check_format_version(config, path.name, KNOWN_CONFIG_VERSIONS)
+        except FormatVersionError as exc:
+            return None, str(exc)
+    return config, error
+
+
+def _read_summary(path: Path) -> tuple[RunSummary | None, str | None]:
+    """The run's summary, or (None, why it cannot be read) through the one reader (suites/summary.py)."""
+    value, error = _read_json(path)
+    if value is None:
+        return None, error
+    try:
+        return parse_summary(value, path.name), None
+    except (SummaryError, FormatVersionError) as exc:
+        return None, str(exc)
 
 
 def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dict], list[str]]:
     """One run's row, its records and the problems found."""
     problems: list[str] = []
-    config, config_error = _read_json(run_dir / layout.CONFIG_FILE)
-    summary, summary_error = _read_json(run_dir / layout.SUMMARY_FILE)
+    config, config_error = _read_config(run_dir / layout.CONFIG_FILE)
+    summary, summary_error = _read_summary(run_dir / layout.SUMMARY_FILE)
     records, metric_problems = _read_metrics(run_dir / layout.METRICS_FILE)
     problems += metric_problems
 
@@ -179,37 +191,39 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
     rel = run_dir.relative_to(results_dir).as_posix()
 
     if config_error and not any((run_dir / name).exists() for name in ANY_RUN_FILE):
-        status = "incomplete"
+        status = INCOMPLETE
         problems.insert(0, "empty run directory (no config.json yet: starting, or abandoned before writing)")
     elif config_error:
-        status = "damaged"
+        status = DAMAGED
         problems.insert(0, config_error)
     elif summary_error and (run_dir / layout.SUMMARY_FILE).exists():
-        status = "damaged"
+        status = DAMAGED
         problems.insert(0, summary_error)
     elif summary is None:
-        status = "incomplete"
+        status = INCOMPLETE
         problems.insert(0, "no summary.json: the run did not finish (still running, interrupted or crashed)")
     else:
-        status = str(summary.get("status") or "unknown")
-        if status not in ("completed", "diverged", "failed"):
-            problems.insert(0, f"summary.json status {status!r} is not completed/diverged/failed")
-        disagreements = check_run(run_dir, config, summary.get("status"), summary.get("final_metrics"), records)
+        status = summary.status.value
+        disagreements = check_run(run_dir, config, summary.status, summary.final_metrics, records)
         if disagreements:  # its numbers are not the run's own: shown, never counted
             status = RunState.INCONSISTENT.value
             problems[:0] = disagreements
-    summary = summary or {}
 
     hyperparameters = config.get("hyperparameters") if isinstance(config.get("hyperparameters"), dict) else {}
     spec = config.get("optimizer_spec") if isinstance(config.get("optimizer_spec"), dict) else {}
     environment = config.get("environment") if isinstance(config.get("environment"), dict) else {}
-    target_metric = summary.get("target_metric") or config.get("target_metric")
-    target_value = summary.get("target_value", config.get("target_value"))
+    recorded = {name: getattr(summary, name) if summary is not None else None for name in SUMMARY_FIELDS}
+    recorded.update({name: _number(recorded[name]) for name in NUMBER_FIELDS})
+    recorded["final_metrics"] = recorded["final_metrics"] or {}
+    # a summary an executor wrote for a dead run may lack what the config knows
+    target_metric = recorded["target_metric"] or config.get("target_metric")
+    if math.isnan(recorded["target_value"]):
+        recorded["target_value"] = _number(config.get("target_value"))
     higher = config.get("higher_is_better", True)
     higher = bool(higher) if isinstance(higher, bool) else True
-    final_metrics = summary.get("final_metrics") if isinstance(summary.get("final_metrics"), dict) else {}
+    final_metrics = recorded["final_metrics"]
 
-    reach = _target_reached(summary, _number(target_value))
+    reach = _target_reached(summary, recorded["target_value"])
     facts = facts_from_config(config, ident["suite"])
     seed = config.get("seed")
     row = {
@@ -217,23 +231,14 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         **ident,
         "seed": int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
         "protocol": str(config.get("protocol") or "default"),
+        **recorded,
         "status": status,
         "problems": "; ".join(problems),
         "run_dir": rel,
-        "error": summary.get("error"),
-        "diverged_step": _number(summary.get("diverged_step")),
         "target_metric": target_metric if isinstance(target_metric, str) else None,
         "higher_is_better": higher,
-        "target_value": _number(target_value),
         "final_value": _number(final_metrics.get(target_metric)) if isinstance(target_metric, str) else math.nan,
-        "final_metrics": final_metrics,
-        "steps_to_target": _number(summary.get("steps_to_target")),
-        "time_to_target": _number(summary.get("time_to_target")),
         "target_reached": reach,
-        "steps": _number(summary.get("steps")),
-        "wall_time": _number(summary.get("wall_time")),
-        "step_time_median": _number(summary.get("step_time_median")),
-        "data_wait_fraction": _number(summary.get("data_wait_fraction")),
         "hyperparameters": hyperparameters,
         "lr": _number(hyperparameters.get("lr")),
         "paper": str(spec.get("paper") or ""),
@@ -244,7 +249,6 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "suite_facts": facts,
         "suite_description": facts.description or None,
         "created": config.get("created"),
-        "finished": summary.get("finished"),
         "experiment": _experiment(config),
         "environment_key": environment_key(environment),
         "_settings": _settings(config),
@@ -347,7 +351,7 @@ def load_tuning_records(root: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]
         rel = path.relative_to(root).as_posix()
         preset, suite = path.relative_to(folder).parts[:2]
         problems.append({"run_id": rel, "suite": suite, "preset": preset, "optimizer": path.stem, "run_name": None,
-                         "seed": None, "protocol": "tuning", "status": "damaged", "run_dir": rel,
+                         "seed": None, "protocol": "tuning", "status": DAMAGED, "run_dir": rel,
                          "reason": f"tuning record: {error}"})
     return pd.DataFrame(rows, columns=TUNING_COLUMNS), problems
 
@@ -368,11 +372,11 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             log.warning("could not read run directory %s: %s", run_dir, exc)
             ident = layout.identity_from_path(run_dir, root)
             row = {"run_id": run_dir.relative_to(root).as_posix(), **ident, "seed": None, "protocol": "default",
-                   "status": "damaged", "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
+                   "status": DAMAGED, "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
                    "run_dir": run_dir.relative_to(root).as_posix()}
             records, problems = [], [row["problems"]]
         ident = {k: row.get(k) for k in IDENTITY}
-        if problems or row["status"] not in ("completed", "diverged", "failed"):
+        if problems or row["status"] not in SUMMARY_STATES:
             problem_rows.append({**ident, "status": row["status"], "run_dir": row["run_dir"],
                                  "reason": "; ".join(problems)})
         if row["status"] == RunState.INCONSISTENT:

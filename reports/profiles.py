@@ -21,6 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from nightbench.suites.outcomes import SUMMARY_STATES
+
 from .stats import reported_runs
 
 COST_COLUMNS = {"time": "time_to_target", "steps": "steps_to_target"}
@@ -38,7 +40,7 @@ def target_costs(runs: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
     if chosen.empty:
         return pd.DataFrame()
     training = chosen["suite_kind"].fillna("training") == "training" if "suite_kind" in chosen else True
-    chosen = chosen[chosen["target_value"].notna() & chosen["status"].isin(["completed", "diverged", "failed"])
+    chosen = chosen[chosen["target_value"].notna() & chosen["status"].isin(SUMMARY_STATES)
                     & training]
     if chosen.empty:
         return pd.DataFrame()

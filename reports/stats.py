@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from nightbench.suites.outcomes import RunState
+
 from .bounds import NON_NEGATIVE, UNBOUNDED, clip, describe
 
 REPORTED_PROTOCOLS = ("final", "default")  # "final" runs (after tuning) win over "default" ones
@@ -195,7 +197,7 @@ def floor_summary(sbv: pd.DataFrame) -> pd.DataFrame:
             "floor_median_all_lrs": float(group["floor"].median()), "lrs_tried": int(group["lr"].nunique()),
             "slope_median": float(at_best["slope"].median()) if at_best["slope"].notna().any() else math.nan,
             "measure": next((str(m) for m in group["measure"] if isinstance(m, str)), "grad_norm"),
-            "diverged_units": int((group["status"] == "diverged").sum()),
+            "diverged_units": int((group["status"] == RunState.DIVERGED).sum()),
         })
     return pd.DataFrame(rows, columns=columns)
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nightbench.suites.outcomes import RunState
+
 from . import fmt
 from .bounds import metric_range
-from .load import REACHED, UNKNOWN_REACH
+from .load import BROKEN_STATES, DAMAGED, INCOMPLETE, REACHED, UNKNOWN_REACH
 from .palette import is_paper_optimizer
 from .profiles import R_MAX, benchmark_scores, performance_ratios, target_costs
 from .stats import (BCA, MIN_MAX, PERCENTILE, Interval, floor_summary, interval_caption, memory_summary,
@@ -49,8 +51,8 @@ def _drop_constant(display: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _not_completed(row) -> str:
-    parts = [f"{n} {what}" for n, what in ((row.diverged, "diverged"), (row.failed, "failed"),
-                                            (row.incomplete, "incomplete"), (row.damaged, "damaged")) if n]
+    parts = [f"{n} {what}" for n, what in ((row.diverged, RunState.DIVERGED), (row.failed, RunState.FAILED),
+                                            (row.incomplete, INCOMPLETE), (row.damaged, DAMAGED)) if n]
     return ", ".join(parts) or fmt.MISSING
 
 
@@ -89,7 +91,7 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), None)
     bounds = metric_range(metric)
     for (preset, optimizer), group in chosen.groupby(["preset", "optimizer"], sort=True, dropna=False):
-        completed = group[group["status"] == "completed"]
+        completed = group[group["status"] == RunState.COMPLETED]
         interval = seed_interval(completed["final_value"], bounds)
         intervals.append(interval)
         reached = completed[completed["target_reached"] == REACHED]
@@ -101,11 +103,11 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
             "suite": suite, "preset": preset, "optimizer": optimizer,
             "paper_optimizer": is_paper_optimizer(str(optimizer), str(group["paper"].iloc[0])),
             "protocol": ", ".join(sorted(set(group["protocol"]))),
-            "runs": len(group), "completed": len(completed),
-            "diverged": int((group["status"] == "diverged").sum()),
-            "failed": int((group["status"] == "failed").sum()),
-            "incomplete": int((group["status"] == "incomplete").sum()),
-            "damaged": int(group["status"].isin(["damaged", "unknown"]).sum()),
+            "runs": len(group), RunState.COMPLETED.value: len(completed),
+            RunState.DIVERGED.value: int((group["status"] == RunState.DIVERGED).sum()),
+            RunState.FAILED.value: int((group["status"] == RunState.FAILED).sum()),
+            INCOMPLETE: int((group["status"] == INCOMPLETE).sum()),
+            DAMAGED: int(group["status"].isin([DAMAGED, RunState.UNKNOWN]).sum()),
             "metric": metric, "higher_is_better": bool(group["higher_is_better"].iloc[0]),
             "target_value": target, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
             "interval_method": interval.method, "n": interval.n, "std": interval.std,
@@ -226,8 +228,8 @@ def tuning_table(runs: pd.DataFrame, suite: str, tuning: pd.DataFrame | None = N
         record = _tuning_record(records, suite, preset, optimizer)
         tried = record["tried"] if record is not None else []
         lrs = sorted({t["lr"] for t in tried if not math.isnan(t["lr"])} | set(group["lr"].dropna()))
-        broken = (sum(t["status"] in ("diverged", "failed") for t in tried) if tried else
-                  int(group["status"].isin(["diverged", "failed"]).sum()))
+        broken = (sum(t["status"] in BROKEN_STATES for t in tried) if tried else
+                  int(group["status"].isin(BROKEN_STATES).sum()))
         final = suite_runs[(suite_runs["preset"] == preset) & (suite_runs["optimizer"] == optimizer)
                            & (suite_runs["protocol"] == "final")]
         if record is None:
@@ -411,10 +413,10 @@ def runs_table(runs: pd.DataFrame) -> Table | None:
 
 def problems_table(problems: pd.DataFrame, runs: pd.DataFrame) -> Table | None:
     """Damaged and incomplete run directories, and failed runs, each with the reason."""
-    failed = runs[runs["status"] == "failed"] if len(runs) else runs
+    failed = runs[runs["status"] == RunState.FAILED] if len(runs) else runs
     rows = [{"run_dir": r.run_dir, "optimizer": r.optimizer, "status": r.status, "reason": r.reason}
             for r in problems.itertuples()]
-    rows += [{"run_dir": r.run_dir, "optimizer": r.optimizer, "status": "failed",
+    rows += [{"run_dir": r.run_dir, "optimizer": r.optimizer, "status": RunState.FAILED.value,
               "reason": str(r.error or "failed (no error recorded)")}
              for r in failed.itertuples() if r.run_dir not in set(problems["run_dir"])]
     if not rows:

@@ -1,8 +1,9 @@
 """The `nightbench` command line: list, run, leaderboard, status, verify, report.
 
-Exit status: 0 success; 1 a run failed (or diverged, for `run`), or nightbench hit a bug (it says
-so, and writes the traceback to a file); 2 bad input (the message says what would be accepted);
-75 the run is being run by another live process; 130 interrupted (run the same command again).
+Exit status (outcomes.ExitCode): 0 success; 1 a run failed (or diverged, for `run`), or nightbench
+hit a bug (it says so, and writes the traceback to a file); 2 bad input (the message says what would
+be accepted); 75 the run is being run by another live process; 130 interrupted (run the same command
+again).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from nightbench.optimizers.errors import InputError
 
 from .catalog import get_suite, load_suite_file, suite_names
 from .config import ConfigError, parse_set_arguments
-from .leaderboard.local import EXIT_RUNNING_ELSEWHERE
+from .outcomes import ExitCode, RunState
 from .run_dir import RunLockedError
 
 
@@ -82,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         list_optimizers(args.all)
     else:
         list_suites(show_presets=args.what == "presets")
-    return 0
+    return ExitCode.OK
 
 
 def _deepspeed_options(args: argparse.Namespace):
@@ -153,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_results_root(request.results_root)
     outcome = execute_run(request)
     if os.environ.get("RANK", "0") != "0":
-        return 0 if outcome.status == "completed" else 1  # rank 0 reports the run
+        return ExitCode.OK if outcome.status == RunState.COMPLETED else ExitCode.FAILED  # rank 0 reports the run
     summary = outcome.summary
     if outcome.skipped:
         print(f"already finished ({outcome.status}): {outcome.run_dir}")
@@ -165,11 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.get("wall_time") is not None:
         print(f"  wall time {summary['wall_time']:.1f} s" + (
             f", median step {summary['step_time_median']:.3f} s" if summary.get("step_time_median") else ""))
-    if outcome.status != "completed":
+    if outcome.status != RunState.COMPLETED:
         if summary.get("error"):  # a diverged run has none to show
             print(f"  {summary['error']}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -180,7 +181,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = build_report(results, args.output)
     print(f"report: {Path(path).resolve()}")
-    return 0
+    return ExitCode.OK
 
 
 def check_slurm_flags(args: argparse.Namespace) -> None:
@@ -215,12 +216,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .status import status_report
 
     print(status_report(args.results_dir))
-    return 0
+    return ExitCode.OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Each finished run whose files disagree, and why; exit 1 when there is one."""
-    from .outcomes import ExitCode
     from .status import find_runs
     from .verify import inconsistent_runs
 
@@ -339,20 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except InputError as exc:
         print(f"nightbench: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     except RunLockedError as exc:
         print(f"nightbench: {exc}", file=sys.stderr)
-        return EXIT_RUNNING_ELSEWHERE
+        return ExitCode.RUNNING_ELSEWHERE
     except KeyboardInterrupt:
         print("nightbench: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - anything else is a bug in nightbench
         cause = environment_failure(exc)
         if cause:
             print(f"nightbench: {cause}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
         report_bug(exc)
-        return 1
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":

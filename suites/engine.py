@@ -30,10 +30,12 @@ from .base import BuildContext, RunContext, TrainingSuite, TrainingTask
 from .config import ConfigError
 from .devices import resolve_device
 from .environment import environment
-from .layout import CACHE_DIR, CONFIG_FILE
+from .layout import CACHE_DIR, CONFIG_FILE, METRICS_FILE
 from .plan import RunPlan, RunRequest, plan_run
 from .progress import Progress
-from .run_dir import FINISHED_STATUSES, MetricsLog, atomic_write_json, read_json, read_metrics, read_summary, run_lock
+from .outcomes import FINISHED_STATES, RunState
+from .run_dir import MetricsLog, atomic_write_json, read_metrics, run_lock
+from .summary import CONFIG_FORMAT_VERSION, VERSION_KEY, RunSummary, read_config, read_summary, write_summary
 from .trainer import Diverged, Trainer, seed_everything
 
 
@@ -48,8 +50,8 @@ SUITE_INPUT_EXCEPTIONS = (ValueError, FileNotFoundError, NotADirectoryError)
 @dataclass
 class RunOutcome:
     run_dir: Path
-    status: str
-    summary: dict
+    status: RunState
+    summary: dict  # summary.json's object (RunSummary.to_json)
     skipped: bool = False  # True when the run had already finished and nothing was done
 
 
@@ -70,6 +72,7 @@ class Host:
     def check(self) -> None:
         """Refusals that depend on the run directory, made before anything is written."""
         run_dir = self.plan.run_dir
+        read_config(run_dir)  # a run started by a newer nightbench is left to it (FormatVersionError)
         if (run_dir / "deepspeed").is_dir() and read_summary(run_dir) is None:
             raise ConfigError(f"{run_dir} holds an unfinished run started with --deepspeed; resume it with --deepspeed")
 
@@ -99,7 +102,8 @@ class Host:
     def recorded_config(self) -> dict:
         """config.json: the plan's config plus where and when the run executes."""
         return {**self.plan.config, "device": str(self.device), "world_size": self.world_size,
-                "environment": environment(), "created": now().isoformat(timespec="seconds")}
+                "environment": environment(), "created": now().isoformat(timespec="seconds"),
+                VERSION_KEY: CONFIG_FORMAT_VERSION}
 
     def make_trainer(self, task: TrainingTask) -> Trainer:
         return Trainer(**trainer_arguments(self.plan, task, self.device))
@@ -112,7 +116,7 @@ class Host:
         """Whether an interruption was the launcher stopping ranks after another rank failed."""
         return False
 
-    def final_status(self, status: str, extra: dict) -> tuple[str, dict]:
+    def final_status(self, status: RunState, extra: dict) -> tuple[RunState, dict]:
         """The status to record, given what the other ranks reported (here: as it is)."""
         return status, extra
 
@@ -148,8 +152,8 @@ def execute_run(request: RunRequest | RunPlan) -> RunOutcome:
 def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
     run_dir = plan.run_dir
     summary = host.share(read_summary(run_dir) if host.is_main else None)
-    if summary and summary.get("status") in FINISHED_STATUSES:
-        return RunOutcome(run_dir, summary["status"], summary, skipped=True)
+    if summary is not None and summary.status in FINISHED_STATES:
+        return RunOutcome(run_dir, summary.status, summary.to_json(), skipped=True)
     host.check()
     fresh = host.share(not (run_dir / CONFIG_FILE).exists() if host.is_main else None)
     try:
@@ -164,7 +168,7 @@ def run_lifecycle(plan: RunPlan, host: Host) -> RunOutcome:
 def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
     started = now()
     seed_everything(plan.request.seed)  # the same on every rank: the task is built alike everywhere
-    status, fields, extra = "failed", {}, {}
+    status, fields, extra = RunState.FAILED, {}, {}
     try:
         if isinstance(plan.suite, TrainingSuite):
             status, fields, extra = _train(plan, host)
@@ -180,7 +184,7 @@ def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
         if not host.keeps_going_after(exc):
             raise
         extra = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
-        status = "failed"
+        status = RunState.FAILED
     status, extra = host.final_status(status, extra)
     if not host.is_main:
         return RunOutcome(plan.run_dir, status, {"status": status, **fields, **extra})
@@ -189,38 +193,33 @@ def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
 
 
 def _write_config(plan: RunPlan, host: Host) -> None:
-    if host.is_main and read_json(plan.run_dir / CONFIG_FILE) is None:
+    if host.is_main and read_config(plan.run_dir) is None:
         atomic_write_json(plan.run_dir / CONFIG_FILE, host.recorded_config())
 
 
-def _train(plan: RunPlan, host: Host) -> tuple[str, dict, dict]:
+def _train(plan: RunPlan, host: Host) -> tuple[RunState, dict, dict]:
     task = host.build_task(plan.suite, host.build_context())
     _write_config(plan, host)
     trainer = host.make_trainer(task)
     try:
-        return "completed", trainer.run(), {}
+        return RunState.COMPLETED, trainer.run(), {}
     except Diverged as exc:  # every rank sees the same summed loss and parameters: all stop here
-        return "diverged", trainer.summary_fields(), {"diverged_step": exc.step, "error": str(exc)}
+        return RunState.DIVERGED, trainer.summary_fields(), {"diverged_step": exc.step, "error": str(exc)}
     finally:
         trainer.close()
 
 
-def finish_run(plan: RunPlan, started: datetime.datetime, status: str, fields: dict, extra: dict) -> RunOutcome:
-    """Write summary.json (atomically) from what the run produced; the outcome the caller returns."""
-    summary = {
-        "status": status,
-        "diverged_step": None,
-        "error": None,
-        "final_metrics": {},
-        "target_metric": plan.suite.target_metric,
-        "target_value": plan.config["target_value"],
-        "started": started.isoformat(timespec="seconds"),
-        "finished": now().isoformat(timespec="seconds"),
-        **fields,
-        **extra,
-    }
-    atomic_write_json(plan.run_dir / "summary.json", summary)
-    return RunOutcome(plan.run_dir, status, summary)
+def finish_run(plan: RunPlan, started: datetime.datetime, status: RunState, fields: dict, extra: dict) -> RunOutcome:
+    """Write summary.json (atomically) from what the run produced; the outcome the caller returns.
+
+    `fields` are the trainer's (or an experiment's) RunSummary fields, `extra` what ended the run;
+    a trainer's fields carry steps_to_target: it tracked the target (None there: never reached)."""
+    summary = RunSummary(
+        status=status, target_metric=plan.suite.target_metric, target_value=plan.config["target_value"],
+        started=started.isoformat(timespec="seconds"), finished=now().isoformat(timespec="seconds"),
+        target_recorded="steps_to_target" in fields, **fields, **extra)
+    write_summary(plan.run_dir, summary)
+    return RunOutcome(plan.run_dir, status, summary.to_json())
 
 
 @contextlib.contextmanager
@@ -234,10 +233,10 @@ def intra_op_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[str, dict]:
+def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[RunState, dict]:
     """An ExperimentSuite's run: (status, summary fields); 'diverged' when every unit diverged."""
     run_dir, spec, resolved = plan.run_dir, plan.spec, plan.resolved
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    log = MetricsLog(run_dir / METRICS_FILE)
     progress = Progress(0, f"{plan.suite.name}/{spec.name}", unit="unit", enabled=plan.request.progress)
     # On resume the clock continues from the last record of the earlier sessions: 'time' stays
     # monotonic and wall_time counts the work they kept (work after their last record is redone).
@@ -267,4 +266,4 @@ def _run_experiment(plan: RunPlan, device: torch.device) -> tuple[str, dict]:
         progress.close()
         log.close()
     fields = {"final_metrics": final, "wall_time": datetime.datetime.now().timestamp() - started}
-    return ("diverged" if plan.suite.all_diverged(final) else "completed"), fields
+    return (RunState.DIVERGED if plan.suite.all_diverged(final) else RunState.COMPLETED), fields

@@ -6,7 +6,7 @@
     <results>/_tuning/<preset>/<suite>/<optimizer>.json       the tuning protocol's record (best lr)
     <results>/_logs/<stage>/<run label>-<pid>.log             a leaderboard child's output
     <results>/_cache/                                         corpora, tokenizers, datasets (shared)
-    <results>/_slurm/ and <run>/job.json                      the SLURM executor's (leaderboard/slurm_queue.py)
+    <results>/_slurm/ and <run>/JOB_FILE                        the SLURM executor's (leaderboard/slurm_queue.py)
 
 Top-level folders starting with '_' hold no runs. This module imports nothing heavy: the engine,
 the leaderboard and the reports all use it.
@@ -15,8 +15,10 @@ the leaderboard and the reports all use it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
+from typing import Iterable
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -26,6 +28,7 @@ PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before it, kept in ca
 DAMAGED_MARK = ".damaged-"  # a damaged checkpoint is renamed <name>.damaged-<UTC time>, never deleted
 LOCK_FILE = ".lock"
 REQUEST_SUFFIX = ".request.json"
+JOB_FILE = "job.json"  # the SLURM executor's record of a run's jobs (leaderboard/slurm_queue.py)
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)  # any of them marks a run directory
 RUN_DEPTH = 4  # suite / preset / optimizer / run_name below the results root
 CACHE_DIR, LOGS_DIR, TUNING_DIR = "_cache", "_logs", "_tuning"
@@ -63,3 +66,29 @@ def identity_from_path(run_dir: Path, results_root: Path) -> dict[str, str | Non
         suite, preset, optimizer, name = parts
         return {"suite": suite, "preset": preset, "optimizer": optimizer, "run_name": name}
     return {"suite": None, "preset": None, "optimizer": None, "run_name": "/".join(parts)}
+
+
+def find_runs(results_root: str | Path, markers: Iterable[str] = RUN_FILES, *, empty: bool = False,
+              planned: bool = False) -> list[Path]:
+    """The run directories under a results root: every folder holding one of the `markers` files
+    (a run has no runs inside it), at the run depth or not (a report names a misplaced one); with
+    `empty`, every folder at the run depth; with `planned`, the run directory of every request file
+    (a planned run, whose folder may not exist yet).
+
+    Top-level folders whose names start with '_' (cache, logs, tuning records: caches may hold
+    unrelated config.json files) and hidden folders are skipped; sanitized names deeper down may
+    start with '_'."""
+    root, markers = Path(results_root), set(markers)
+    found: set[Path] = set()
+    for current, dirnames, filenames in os.walk(root):
+        here = Path(current)
+        depth = len(here.relative_to(root).parts)
+        if planned and depth == RUN_DEPTH - 1:
+            found.update(here / name[: -len(REQUEST_SUFFIX)] for name in filenames if name.endswith(REQUEST_SUFFIX))
+        if markers & set(filenames) or (empty and depth == RUN_DEPTH):
+            found.add(here)
+            dirnames[:] = []
+            continue
+        hidden = ("_", ".") if depth == 0 else (".",)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(hidden)) if depth < RUN_DEPTH else []
+    return sorted(found)

@@ -24,8 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-FINISHED_STATUSES = ("completed", "diverged")
-
+from .layout import LOCK_FILE, METRICS_FILE
 
 class RunLockedError(RuntimeError):
     """Another process is working on this run directory."""
@@ -92,10 +91,6 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def read_summary(run_dir: Path) -> dict | None:
-    return read_json(Path(run_dir) / "summary.json")
-
-
 class MetricsLog:
     """The append-only metrics.jsonl of one run.
 
@@ -137,7 +132,7 @@ class MetricsLog:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """All complete records of a run's metrics log (a torn or corrupt line is skipped)."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS_FILE
     records = []
     if not path.exists():
         return records
@@ -160,7 +155,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     taken over by the next process. The holder writes its host and pid into the file, for the
     message another process gets."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a+") as handle:
+    with open(run_dir / LOCK_FILE, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -180,7 +175,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 def is_locked(run_dir: Path) -> bool:
     """Whether a live process holds the run's lock right now."""
-    path = Path(run_dir) / ".lock"
+    path = Path(run_dir) / LOCK_FILE
     if not path.exists():
         return False
     with open(path, "a+") as handle:

@@ -11,31 +11,39 @@ their error and the path of their SLURM log. Reads only; never submits or change
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import CONFIG_FILE, METRICS_FILE, REQUEST_SUFFIX, RUN_DEPTH, SUMMARY_FILE
+from . import layout
+from .layout import CONFIG_FILE, METRICS_FILE
 from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
                                       squeue_states, summary_is_current)
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import read_json
+from .summary import read_config, read_summary
 from .verify import verify_run_dir
 
-DAMAGED = "damaged"  # a summary.json that cannot be read (the report's word for it as well)
-STATES = ("queued", "running", "completed", "diverged", "failed", "interrupted", "inconsistent", DAMAGED, "pending",
-          "unknown")
-ALWAYS_SHOWN = ("queued", "running", "completed", "diverged", "failed")
+# A summary.json or job.json that cannot be read: what the report calls such a run too (no RunState
+# names it: the run's own state is unknown; the same command runs it again).
+DAMAGED = "damaged"
+# the columns of the table, in this order; the first five always, the others when a run is in that state
+STATES = (RunState.QUEUED, RunState.RUNNING, RunState.COMPLETED, RunState.DIVERGED, RunState.FAILED,
+          RunState.INTERRUPTED, RunState.INCONSISTENT, DAMAGED, RunState.PENDING, RunState.UNKNOWN)
+ALWAYS_SHOWN = STATES[:5]
+# listed one by one, with their error
+TROUBLE_STATES = (RunState.FAILED, RunState.INTERRUPTED, RunState.INCONSISTENT, DAMAGED)
 
 
 @dataclass
-class RunStatus:
+class RunStanding:
+    """Where one run stands, as `nightbench status` shows it."""
+
     run_dir: Path
     suite: str
     stage: str
-    state: str
+    state: RunState
     job_id: str | None = None
     jobs: tuple[str, ...] = ()
     log: str | None = None
@@ -43,31 +51,19 @@ class RunStatus:
 
 
 def find_runs(results: Path) -> list[Path]:
-    """Run directories (with a run file or a job record) and planned runs (a request file), at the run depth."""
-    found: set[Path] = set()
-    for current, dirnames, filenames in os.walk(results):
-        here = Path(current)
-        depth = len(here.relative_to(results).parts)
-        if depth == 0:
-            dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
-        if depth == RUN_DEPTH - 1:
-            found.update(here / f[: -len(REQUEST_SUFFIX)] for f in filenames if f.endswith(REQUEST_SUFFIX))
-        if depth == RUN_DEPTH:
-            if {CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, JOB_FILE} & set(filenames):
-                found.add(here)
-            dirnames[:] = []
-    return sorted(found)
+    """Run directories (with a run file or a job record) and planned runs (a request file)."""
+    return layout.find_runs(results, (*layout.RUN_FILES, layout.JOB_FILE), planned=True)
 
 
-def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
+def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
     """One run's state; queue None: squeue could not be asked."""
-    request = read_json(run_dir.with_name(run_dir.name + REQUEST_SUFFIX)) or {}
-    config = read_json(run_dir / CONFIG_FILE) or {}
-    summary = read_json(run_dir / SUMMARY_FILE) or {}
+    request = read_json(layout.request_path(run_dir)) or {}
+    config = read_config(run_dir) or {}
+    summary = read_summary(run_dir)
     record = read_job(run_dir)
     suite = config.get("suite") or request.get("suite") or run_dir.parts[-4]
     stage = (record or {}).get("stage") or config.get("protocol") or request.get("protocol") or "?"
-    status = RunStatus(run_dir, suite, stage, "pending")
+    status = RunStanding(run_dir, suite, stage, RunState.PENDING)
     wrong = job_record_problem(record) if record is not None else None
     if wrong:  # shown as damaged, like an unreadable summary: one broken file never hides the other runs
         status.state, status.error = DAMAGED, wrong
@@ -75,15 +71,15 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStatus:
     elif record is not None:
         status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
         status.state = job_state(run_dir, record, queue)
-        if status.state == "failed":
-            error = summary.get("error") if summary_is_current(run_dir, record) else job_error(record)
+        if status.state == RunState.FAILED:
+            error = summary.error if summary is not None and summary_is_current(run_dir, record) else job_error(record)
             status.error = error.strip().splitlines()[-1] if error else None
-    elif summary.get("status"):  # a run of another executor
-        status.state, status.error = summary["status"], summary.get("error")
-    elif (run_dir / SUMMARY_FILE).exists():  # there, but unreadable: what the report calls it too
-        status.state, status.error = DAMAGED, f"{SUMMARY_FILE} cannot be read (cut short, or not a JSON object)"
+    elif summary is not None:  # a run of another executor
+        status.state, status.error = summary.status, summary.error
+    elif (run_dir / layout.SUMMARY_FILE).exists():  # there, but unreadable: what the report calls it too
+        status.state, status.error = DAMAGED, f"{layout.SUMMARY_FILE} cannot be read (cut short, or not a run's summary)"
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
-        status.state = "interrupted"  # started, never finished: the same command resumes it
+        status.state = RunState.INTERRUPTED  # started, never finished: the same command resumes it
     reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES else []
     if reasons:  # a result that disagrees with its own log or name is not counted as one
         status.state, status.error = RunState.INCONSISTENT, "; ".join(reasons)
@@ -131,7 +127,7 @@ def compress_job_ids(job_ids: list[str]) -> str:
     return " ".join(parts + sorted(singles))
 
 
-def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
+def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> str:
     counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
     jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
     for run in runs:
@@ -146,7 +142,7 @@ def format_status(results: Path, runs: list[RunStatus], queue_note: str) -> str:
                      + "  ".join(f"{counts[key][s]:>{max(len(s), 5)}}" for s in shown))
         if jobs[key]:
             lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
-    trouble = [r for r in runs if r.state in ("failed", "interrupted", "inconsistent", DAMAGED)]
+    trouble = [r for r in runs if r.state in TROUBLE_STATES]
     if trouble:
         lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command submits the "
                       "failed and interrupted again; `nightbench verify` explains the inconsistent):"]

@@ -27,6 +27,7 @@ from nightbench.optimizers.finite import finite_flag
 from .base import TrainingTask
 from .batching import micro_batches, split_batch, to_device
 from .checkpoint_store import CheckpointStore
+from .layout import METRICS_FILE
 from .progress import Progress
 from .run_dir import MetricsLog
 
@@ -120,7 +121,7 @@ class Trainer:
 
     def _open_log(self) -> MetricsLog:
         """The run's metrics log (a distributed trainer gives ranks other than 0 a log that writes nothing)."""
-        return MetricsLog(self.run_dir / "metrics.jsonl")
+        return MetricsLog(self.run_dir / METRICS_FILE)
 
     # --- checkpoints -------------------------------------------------------------------------
     @property

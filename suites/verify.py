@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .layout import CONFIG_FILE, SUMMARY_FILE
 from .outcomes import FINISHED_STATES, RunState
-from .run_dir import identity_hash, read_json, read_metrics
+from .run_dir import identity_hash, read_metrics
+from .summary import read_config, read_summary
 
 # plan.run_name: '<protocol>-[lr<lr>-]<8 hex digits>-seed<seed>'
 NAMED_IDENTITY = re.compile(r"-(?P<hash>[0-9a-f]{8})-seed(?P<seed>\d+)$")
@@ -112,11 +112,12 @@ def check_run(run_dir: Path, config: dict | None, status: Any, final_metrics: An
 
 
 def verify_run_dir(run_dir: Path) -> list[str]:
-    """check_run on the files of one run directory."""
+    """check_run on the files of one run directory, read through the one reader (suites/summary.py)."""
     run_dir = Path(run_dir)
-    summary = read_json(run_dir / SUMMARY_FILE) or {}
-    return check_run(run_dir, read_json(run_dir / CONFIG_FILE), summary.get("status"), summary.get("final_metrics"),
-                     read_metrics(run_dir))
+    summary = read_summary(run_dir)
+    if summary is None:
+        return []
+    return check_run(run_dir, read_config(run_dir), summary.status, summary.final_metrics, read_metrics(run_dir))
 
 
 def inconsistent_runs(run_dirs: list[Path]) -> list[Inconsistency]:

@@ -32,6 +32,7 @@ import torch.distributed
 from ..base import BuildContext, TrainingSuite, TrainingTask
 from ..config import ConfigError
 from ..engine import HOSTS, SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError, trainer_arguments
+from ..outcomes import RunState
 from ..plan import RunPlan
 from ..run_dir import RunLockedError, atomic_write_text, read_json, run_lock
 from .ds_config import DeepSpeedOptions, deepspeed_settings, with_batch, zero_stage
@@ -131,12 +132,12 @@ class DeepSpeedHost(Host):
     def stopped_for_a_failure(self, exc: KeyboardInterrupt) -> bool:
         return isinstance(exc, LauncherStopped) and self.is_main and bool(self._failures())
 
-    def final_status(self, status: str, extra: dict) -> tuple[str, dict]:
+    def final_status(self, status: RunState, extra: dict) -> tuple[RunState, dict]:
         failures = self._failures() if self.is_main else []
         if not failures:
             return status, extra
         # the earliest is the cause; the others (a peer's broken connection) follow from it
-        return "failed", {"error": f"rank {failures[0]['rank']}: {failures[0]['error']}",
+        return RunState.FAILED, {"error": f"rank {failures[0]['rank']}: {failures[0]['error']}",
                           "traceback": failures[0]["traceback"], "rank_failures": failures}
 
     def _failures(self) -> list[dict]:

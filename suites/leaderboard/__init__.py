@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError, parse_set_arguments
+from ..outcomes import ExitCode, RunState
 from .executor import Executor
 from .local import LocalExecutor
 from .planner import DEFAULT_JOBS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings, tuning_grid, tuning_window
@@ -90,8 +91,8 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
         output = args.report or str(Path(args.results) / f"report-{args.preset}.html")
         path = build_report(Path(args.results), output)
         print(f"report: {Path(path).resolve()}", flush=True)
-    if counts.get("failed"):
-        return 1
+    if counts.get(RunState.FAILED.value):
+        return ExitCode.FAILED
     # a run that ended without a result (a SLURM job gone from the queue, say) is not a success:
     # 130, as for Ctrl-C, so that `./run_all.sh && publish` stops; the same command resumes it
-    return 130 if counts.get("interrupted") else 0
+    return ExitCode.INTERRUPTED if counts.get(RunState.INTERRUPTED.value) else ExitCode.OK

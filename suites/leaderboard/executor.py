@@ -6,7 +6,7 @@ The leaderboard decides WHAT runs (planner, protocols); an executor decides WHER
 `python -m nightbench.suites.cli run --request FILE`, and leaves its run directory; an executor
 never interprets results itself.
 
-Run states an executor reports (`status`):
+Run states an executor reports (`status`; outcomes.RunState):
     pending     not known to this executor (never submitted, or its job is gone)
     queued      submitted, not started
     running     started, no summary yet
@@ -16,15 +16,14 @@ Run states an executor reports (`status`):
 
 from __future__ import annotations
 
+import datetime
 import time
 from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
 from ..plan import RunPlan
-from ..run_dir import FINISHED_STATUSES, read_summary
-
-PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
-ACTIVE_STATES = (QUEUED, RUNNING)
+from ..outcomes import ACTIVE_STATES, FINISHED_STATES, RunState
+from ..summary import RunSummary, read_summary
 
 
 class Executor(ABC):
@@ -37,11 +36,11 @@ class Executor(ABC):
         """Start or queue these runs (none of them finished, none active). Returns without waiting."""
 
     @abstractmethod
-    def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+    def wait(self, on_end: Callable[[RunPlan, RunState | str], None]) -> None:
         """Block until every run submitted (or found active) has ended; call on_end(plan, state) as each does."""
 
     @abstractmethod
-    def status(self, plan: RunPlan) -> str:
+    def status(self, plan: RunPlan) -> RunState:
         """This run's state (see the module docstring)."""
 
     def adopt(self, plans: Sequence[RunPlan]) -> None:
@@ -57,10 +56,18 @@ class Executor(ABC):
         """Release workers; called once when the board is done or interrupted."""
 
 
-def finished_state(plan: RunPlan) -> str | None:
+def finished_state(plan: RunPlan) -> RunState | None:
     """'completed' or 'diverged' where the run directory says so, else None (a failed run is retried)."""
-    status = (read_summary(plan.run_dir) or {}).get("status")
-    return status if status in FINISHED_STATUSES else None
+    summary = read_summary(plan.run_dir)
+    return summary.status if summary is not None and summary.status in FINISHED_STATES else None
+
+
+def failed_summary(plan: RunPlan, executor: str, error: str, **details) -> RunSummary:
+    """The summary an executor writes for a run that could not write its own (its process died, its
+    job was refused or raised): failed, with what the plan knows of the run and `details` (log, ...)."""
+    return RunSummary(status=RunState.FAILED, error=error, target_metric=plan.suite.target_metric,
+                      target_value=plan.config["target_value"], executor=executor,
+                      finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **details)
 
 
 def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait: bool = True,
@@ -86,17 +93,17 @@ def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait:
         refused = len(executor.refused()) if todo else 0  # refused() speaks of the latest submit
         counts["submitted"] = len(todo) + len(active) - refused
         if refused:
-            counts["failed"] = refused
+            counts[RunState.FAILED.value] = refused
         return counts
     total, started = len(todo) + len(active), time.monotonic()
     if not total:
         return counts
     ended = 0
 
-    def on_end(plan: RunPlan, state: str) -> None:
+    def on_end(plan: RunPlan, state: RunState | str) -> None:
         nonlocal ended
         ended += 1
-        counts[state] = counts.get(state, 0) + 1
+        counts[str(state)] = counts.get(str(state), 0) + 1
         elapsed = time.monotonic() - started
         eta = elapsed / ended * (total - ended)
         echo(f"[{stage}] {ended}/{total} {state:<9} {plan.label}  (elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")

@@ -4,8 +4,8 @@ A crash in one run never takes down the board. A child starts from its request f
 goes to a log of its own under <results>/_logs/<stage>/ (named by run, time and process, so no
 log is ever overwritten). How a child's end is read:
     summary.json written          the run's status (completed, diverged, failed)
-    exit 75 (EXIT_RUNNING_ELSEWHERE)   another live process holds the run: left to it, not recorded
-    exit 130, SIGINT, SIGTERM     interrupted: left resumable, not recorded
+    ExitCode.RUNNING_ELSEWHERE    another live process holds the run: left to it, not recorded
+    ExitCode.INTERRUPTED, SIGINT, SIGTERM   interrupted: left resumable, not recorded
     anything else, no summary     the process died: recorded as failed (unless another process
                                   has meanwhile taken the run's lock)
 """
@@ -24,12 +24,14 @@ from typing import Callable, Sequence
 
 from ..layout import LOGS_DIR, safe_name
 from ..plan import RunPlan, write_request
-from ..run_dir import atomic_write_json, is_locked, read_summary
-from .executor import INTERRUPTED, PENDING, RUNNING, Executor
+from ..run_dir import is_locked
+from ..summary import read_summary, write_summary
+from ..outcomes import ExitCode, RunState
+from .executor import Executor, failed_summary
 
-EXIT_RUNNING_ELSEWHERE = 75  # EX_TEMPFAIL: `nightbench run` found the run locked by a live process
 RUNNING_ELSEWHERE = "running elsewhere"
-_INTERRUPTED_CODES = {130, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM}
+# how a child's status says it was interrupted: its own exit code, or killed by (or exiting for) a signal
+INTERRUPTED_EXITS = {ExitCode.INTERRUPTED, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM}
 
 
 class LocalExecutor(Executor):
@@ -45,7 +47,7 @@ class LocalExecutor(Executor):
         for plan in plans:
             self._futures[self._pool.submit(self._execute, plan, stage)] = plan
 
-    def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+    def wait(self, on_end: Callable[[RunPlan, RunState | str], None]) -> None:
         from concurrent.futures import as_completed
 
         try:
@@ -59,11 +61,11 @@ class LocalExecutor(Executor):
         if self._interrupted.is_set():
             raise KeyboardInterrupt
 
-    def status(self, plan: RunPlan) -> str:
+    def status(self, plan: RunPlan) -> RunState:
         for future, submitted in self._futures.items():
             if submitted.run_dir == plan.run_dir and not future.done():
-                return RUNNING
-        return PENDING
+                return RunState.RUNNING
+        return RunState.PENDING
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -77,9 +79,9 @@ class LocalExecutor(Executor):
         name = safe_name(plan.label.replace("/", "__"))
         return self.results / LOGS_DIR / stage / f"{name}.{stamp}-{os.getpid()}-{threading.get_ident() % 10**6}.log"
 
-    def _execute(self, plan: RunPlan, stage: str) -> str:
+    def _execute(self, plan: RunPlan, stage: str) -> RunState | str:
         if self._interrupted.is_set():
-            return INTERRUPTED
+            return RunState.INTERRUPTED
         request_file = write_request(plan)
         log_path = self._log_path(plan, stage)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,15 +92,15 @@ class LocalExecutor(Executor):
             code = subprocess.run(self.command(request_file), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         summary = read_summary(plan.run_dir)
         if summary is not None:
-            return summary.get("status", "failed")
-        if code == EXIT_RUNNING_ELSEWHERE:
+            return summary.status
+        if code == ExitCode.RUNNING_ELSEWHERE:
             return RUNNING_ELSEWHERE
-        if code in _INTERRUPTED_CODES:
+        if code in INTERRUPTED_EXITS:
             self._interrupted.set()  # the user pressed Ctrl-C (it reaches the children too)
-            return INTERRUPTED
+            return RunState.INTERRUPTED
         if plan.run_dir.exists() and not is_locked(plan.run_dir):
             tail = log_path.read_text(errors="replace")[-2000:]
-            atomic_write_json(plan.run_dir / "summary.json", {
-                "status": "failed", "error": f"the run process exited with status {code} without a summary",
-                "log_tail": tail, "log": str(log_path), "final_metrics": {}})
-        return "failed"
+            write_summary(plan.run_dir, failed_summary(
+                plan, self.name, f"the run process exited with status {code} without a summary",
+                log_tail=tail, log=str(log_path)))
+        return RunState.FAILED

@@ -19,7 +19,9 @@ from typing import Callable
 
 from ..layout import tuning_record_path
 from ..plan import RunPlan
-from ..run_dir import FINISHED_STATUSES, atomic_write_json, read_summary
+from ..outcomes import SUMMARY_STATES, RunState
+from ..run_dir import atomic_write_json
+from ..summary import read_summary
 from .executor import Executor, run_stage
 from .planner import TUNING_SEED, BoardSettings, Sweep, default_stage, final_stage, tuning_stage
 
@@ -63,9 +65,11 @@ def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo:
 
 def _score(run: RunPlan) -> float | None:
     """The run's validation metric if it completed with a finite value, else None (ranks last)."""
-    summary = read_summary(run.run_dir) or {}
-    value = (summary.get("final_metrics") or {}).get(run.suite.target_metric)
-    if summary.get("status") != "completed" or isinstance(value, bool) or not isinstance(value, (int, float)):
+    summary = read_summary(run.run_dir)
+    if summary is None:
+        return None
+    value = summary.final_metrics.get(run.suite.target_metric)
+    if summary.status != RunState.COMPLETED or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
@@ -78,9 +82,10 @@ def tuning_record(settings: BoardSettings, sweep: Sweep) -> dict:
     for run in sweep.runs:
         value = _score(run)
         lr = float(run.resolved.hyperparameters["lr"])
-        status = (read_summary(run.run_dir) or {}).get("status", "failed")
+        summary = read_summary(run.run_dir)
+        status = summary.status if summary is not None else RunState.FAILED
         tried.append({"lr": lr, "run_dir": str(run.run_dir.relative_to(settings.results)),
-                      "status": status if status in (*FINISHED_STATUSES, "failed") else "failed", "value": value})
+                      "status": status if status in SUMMARY_STATES else RunState.FAILED, "value": value})
         if value is not None and (best is None or sign * value > sign * best[1]):
             best = (lr, value)
     return {

@@ -26,10 +26,10 @@ from typing import Callable, Sequence
 from nightbench.optimizers.errors import InputError
 
 from ..base import TrainingSuite
-from ..layout import SUMMARY_FILE
 from ..plan import RunPlan, write_request
-from ..run_dir import atomic_write_json, read_summary
-from .executor import INTERRUPTED, PENDING, Executor
+from ..summary import read_summary, write_summary
+from ..outcomes import FINISHED_STATES, RunState
+from .executor import Executor, failed_summary
 from .slurm_job import DistributedSettings, RunJob
 from .slurm_options import SlurmOptionError, SlurmOptions, add_slurm_arguments, options_from_args, submitit_parameters
 from .slurm_queue import SLURM_DIR, job_error, job_state, read_job, record_job, squeue_states, summary_is_current
@@ -96,15 +96,16 @@ class SlurmExecutor(Executor):
     def refused(self) -> Sequence[RunPlan]:
         return tuple(self._refused)
 
-    def status(self, plan: RunPlan) -> str:
+    def status(self, plan: RunPlan) -> RunState:
         record = read_job(plan.run_dir)
         if record is not None:
             return job_state(plan.run_dir, record, self._queue_states())
-        return (read_summary(plan.run_dir) or {}).get("status") or PENDING
+        summary = read_summary(plan.run_dir)
+        return summary.status if summary is not None else RunState.PENDING
 
-    def wait(self, on_end: Callable[[RunPlan, str], None]) -> None:
+    def wait(self, on_end: Callable[[RunPlan, RunState], None]) -> None:
         while self._refused:
-            on_end(self._refused.pop(0), "failed")
+            on_end(self._refused.pop(0), RunState.FAILED)
         while self._waiting:
             states = self._queue_states(fresh=True)
             now = time.monotonic()
@@ -119,7 +120,7 @@ class SlurmExecutor(Executor):
                 del self._waiting[run_dir]
                 self._vanished.pop(run_dir, None)
                 on_end(plan, state)
-                if state not in ("completed", "diverged"):
+                if state not in FINISHED_STATES:
                     self.echo(f"    SLURM job {record.get('job_id')} ({state}); log: {record.get('log')}")
             if self._waiting:
                 time.sleep(self.options.poll_seconds)
@@ -178,29 +179,24 @@ class SlurmExecutor(Executor):
             self._queue = (now, squeue_states())
         return self._queue[1]
 
-    def _ended_state(self, plan: RunPlan, record: dict, now: float) -> str | None:
+    def _ended_state(self, plan: RunPlan, record: dict, now: float) -> RunState | None:
         """The state of a run whose job has left the queue (None: look again at the next poll)."""
         state = job_state(plan.run_dir, record, queue={})
-        if state == "failed" and not summary_is_current(plan.run_dir, record):
+        if state == RunState.FAILED and not summary_is_current(plan.run_dir, record):
             _record_job_failure(plan, record, job_error(record) or "")  # the job raised: say so in the run
-        if state == INTERRUPTED and now - self._vanished.setdefault(plan.run_dir, now) < VANISHED_GRACE_S:
+        if state == RunState.INTERRUPTED and now - self._vanished.setdefault(plan.run_dir, now) < VANISHED_GRACE_S:
             return None
         return state
 
 
-def _failed_summary(error: str, **extra) -> dict:
-    return {"status": "failed", "error": error, "diverged_step": None, "final_metrics": {}, "executor": "slurm",
-            **extra}
-
-
 def _record_refusal(plan: RunPlan, message: str) -> None:
     """sbatch refused the job: the run is recorded as failed with sbatch's message (and retried next time)."""
-    atomic_write_json(plan.run_dir / SUMMARY_FILE, _failed_summary(f"sbatch refused the job: {message}"))
+    write_summary(plan.run_dir, failed_summary(plan, SlurmExecutor.name, f"sbatch refused the job: {message}"))
 
 
 def _record_job_failure(plan: RunPlan, record: dict, error: str) -> None:
     """The job raised before the run could record its end (bad input in the job, too many requeues)."""
     last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-    atomic_write_json(plan.run_dir / SUMMARY_FILE, _failed_summary(
-        f"SLURM job {record['job_id']} failed: {last_line}", traceback=error[-4000:], log=record.get("log"),
-        job_id=record["job_id"]))
+    write_summary(plan.run_dir, failed_summary(
+        plan, SlurmExecutor.name, f"SLURM job {record['job_id']} failed: {last_line}", traceback=error[-4000:],
+        log=record.get("log"), job_id=record["job_id"]))

@@ -20,12 +20,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..layout import SUMMARY_FILE
-from ..run_dir import atomic_write_json, read_json, read_summary
+from ..layout import JOB_FILE, SUMMARY_FILE
+from ..outcomes import RunState
+from ..run_dir import atomic_write_json, read_json
+from ..summary import read_summary
 
-JOB_FILE = "job.json"
 SLURM_DIR = "_slurm"  # <results>/_slurm/: submitit's job files and the jobs' logs
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING = RunState.QUEUED, RunState.RUNNING
 # squeue's job states (long form) -> the executor's words
 SQUEUE_STATES = {
     "PENDING": QUEUED, "REQUEUED": QUEUED, "REQUEUE_HOLD": QUEUED, "REQUEUE_FED": QUEUED, "CONFIGURING": QUEUED,
@@ -125,14 +126,14 @@ def job_error(record: dict) -> str | None:
     return str(value) if outcome == "error" else None
 
 
-def job_state(run_dir: Path, record: dict, queue: dict[str, str] | None) -> str:
+def job_state(run_dir: Path, record: dict, queue: dict[str, str] | None) -> RunState:
     """A submitted run's state: queued / running (squeue), else what its job left: the summary's status,
     'failed' (the job raised), or 'interrupted' (it left nothing: resumable). 'unknown' without squeue."""
     if queue is not None and record["job_id"] in queue:
-        return queue[record["job_id"]]
+        return RunState(queue[record["job_id"]])
     summary = read_summary(run_dir)
-    if summary and summary.get("status") and summary_is_current(run_dir, record):
-        return summary["status"]
+    if summary is not None and summary_is_current(run_dir, record):
+        return summary.status
     if job_error(record) is not None:
-        return "failed"
-    return "interrupted" if queue is not None else "unknown"
+        return RunState.FAILED
+    return RunState.INTERRUPTED if queue is not None else RunState.UNKNOWN

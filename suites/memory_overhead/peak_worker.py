@@ -27,6 +27,7 @@ import torch
 from nightbench.optimizers import ParamGroupPolicy, create, get_spec, load_optimizer_file
 from nightbench.optimizers.registry import takes_foreach
 
+from ..outcomes import ExitCode
 from .measure import make_train_step
 from .models import build_model_under_test
 from .peak import (
@@ -167,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m nightbench.suites.memory_overhead.peak_worker '<request JSON>'", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     result = measure_peak(json.loads(args[0]))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import torch
 
 from nightbench.optimizers import evaluation_weights
 
+from ..outcomes import RunState
 from . import measure
 from .problems import Problem, flat_norm, gradient_variance
 
@@ -95,7 +96,7 @@ def run_unit(
     record: dict[str, Any] = {
         "kind": "sbv_unit", "unit": key, "problem": unit.problem, "batch_size": unit.batch_size,
         "lr": unit.lr, "replicate": unit.replicate, "unit_seed": seed, "steps": total,
-        "measure": problem.measure_name, "status": "ok" if diverged_step is None else "diverged",
+        "measure": problem.measure_name, "status": "ok" if diverged_step is None else RunState.DIVERGED.value,
         "diverged_step": diverged_step,
     }
     if diverged_step is not None:

@@ -25,7 +25,8 @@ import torch
 from nightbench.suites import catalog
 from nightbench.suites.checkpoint_store import load_weights_only
 from nightbench.suites.engine import RunRequest, execute_run
-from nightbench.suites.run_dir import read_metrics, read_summary
+from nightbench.suites.run_dir import read_metrics
+from nightbench.suites.summary import read_summary
 from tests.suites.toy_suite import ToySuite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def test_damaged_checkpoint_is_set_aside_and_the_run_ends_as_uninterrupted(
     resumes = [r["step"] for r in read_metrics(run_dir) if r["kind"] == "resume"]
     assert resumes == ([resumed_from] if resumed_from else [])
     assert _comparable(run_dir) == _comparable(reference)  # the log offset was the used checkpoint's
-    assert outcome.summary["final_metrics"] == read_summary(reference)["final_metrics"]
+    assert outcome.summary["final_metrics"] == read_summary(reference).final_metrics
     final, expected = (load_weights_only(d / "checkpoint.pt")["model"] for d in (run_dir, reference))
     assert final.keys() == expected.keys()
     assert all(torch.equal(final[k], expected[k]) for k in expected)
@@ -193,5 +194,5 @@ def test_cli_resumes_past_a_malicious_checkpoint(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     first_line = rerun.stderr.splitlines()[0]
     assert first_line.startswith(f"checkpoint {run_dir / 'checkpoint.pt'} needs exec"), first_line
-    assert read_summary(run_dir)["status"] == "completed"
-    assert read_summary(run_dir)["final_metrics"] == finished["final_metrics"]
+    assert read_summary(run_dir).status == "completed"
+    assert read_summary(run_dir).final_metrics == finished.final_metrics

@@ -30,7 +30,8 @@ from nightbench.suites.distributed.support import check_supported, probe_optimiz
 from nightbench.suites.distributed.trainer import check_resumable, latest_checkpoint_meta
 from nightbench.suites.distributed.weights import checkpoint_weights
 from nightbench.suites.engine import RunRequest, execute_run, plan_run
-from nightbench.suites.run_dir import read_metrics, read_summary
+from nightbench.suites.run_dir import read_metrics
+from nightbench.suites.summary import read_summary
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -362,9 +363,9 @@ def test_a_failing_rank_is_reported_by_rank_0(launched):
     outcome = report[-1]
     assert outcome["suite"] == "toy_rank_failure" and outcome["status"] == "failed"
     summary = read_summary(Path(outcome["run_dir"]))
-    assert summary["status"] == "failed"
-    assert summary["error"].startswith("rank 1: RuntimeError: rank 1 fails on purpose at step 2")
-    assert summary["rank_failures"][0]["rank"] == 1 and "Traceback" in summary["rank_failures"][0]["traceback"]
+    assert summary.status == "failed"
+    assert summary.error.startswith("rank 1: RuntimeError: rank 1 fails on purpose at step 2")
+    assert summary.rank_failures[0]["rank"] == 1 and "Traceback" in summary.rank_failures[0]["traceback"]
     metrics = read_metrics(Path(outcome["run_dir"]))  # only rank 0 wrote them: each step once
     steps = [r["step"] for r in metrics if r["kind"] == "train"]
     assert steps == sorted(set(steps))
@@ -407,7 +408,7 @@ def test_killed_run_resumes_under_two_processes(launched):
 
     resumed = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert read_summary(run_dir)["status"] == "completed"
+    assert read_summary(run_dir).status == "completed"
     assert any(r["kind"] == "resume" for r in read_metrics(run_dir))
     assert _comparable(run_dir) == _comparable(reference)  # each step logged once, the same values
     assert _largest_difference(checkpoint_weights(reference), checkpoint_weights(run_dir)) == 0.0
@@ -425,7 +426,7 @@ def test_zero0_checkpoint_resumes_on_another_world_size(launched):
     alone = subprocess.run([sys.executable, *_cli(results, "adam", 0, RESUME_STEPS)], cwd=REPO, env=ENV,
                            capture_output=True, text=True, timeout=120)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
-    assert read_summary(run_dir)["status"] == "completed"
+    assert read_summary(run_dir).status == "completed"
     weights = checkpoint_weights(run_dir)
     for key, expected in _plain_weights(single["adam-long"].run_dir).items():
         torch.testing.assert_close(weights[key].float(), expected.float(), **TOLERANCE)

@@ -19,7 +19,8 @@ import pytest
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites.cli import main
 from nightbench.suites.engine import RunRequest, execute_run
-from nightbench.suites.run_dir import read_metrics, read_summary
+from nightbench.suites.run_dir import read_metrics
+from nightbench.suites.summary import read_summary
 
 REPO = Path(__file__).resolve().parents[2]
 TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
@@ -92,7 +93,7 @@ def test_ctrl_c_leaves_in_flight_runs_resumable_not_failed(tmp_path):
     assert unfinished, "the interrupt came after every run had finished"
     rerun = subprocess.run(_board_command(results), cwd=REPO, env=_slow_env("0"), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert all(read_summary(d)["status"] == "completed" for d in unfinished)
+    assert all(read_summary(d).status == "completed" for d in unfinished)
     assert all(any(r["kind"] == "resume" for r in read_metrics(d)) for d in unfinished if (d / "checkpoint.pt").exists())
 
 

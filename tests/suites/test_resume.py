@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from nightbench.suites.run_dir import read_metrics, read_summary
+from nightbench.suites.run_dir import read_metrics
+from nightbench.suites.summary import read_summary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,10 +54,10 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
 
     resumed = subprocess.run(_command(killed_root), cwd=REPO, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert read_summary(run_dir)["status"] == "completed"
+    assert read_summary(run_dir).status == "completed"
     assert any(r["kind"] == "resume" for r in read_metrics(run_dir))
     assert _comparable(run_dir) == _comparable(ref_dir)  # each step logged once, same values
-    assert read_summary(run_dir)["final_metrics"] == read_summary(ref_dir)["final_metrics"]
+    assert read_summary(run_dir).final_metrics == read_summary(ref_dir).final_metrics
     final = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
     expected = torch.load(ref_dir / "checkpoint.pt", weights_only=False)["model"]
     for key in expected:

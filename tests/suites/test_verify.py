@@ -47,8 +47,6 @@ EDITS = {
     "summary's final metric edited": ("summary.json", _set_final(0.5), "summary.json's final neg_mse = 0.5"),
     "a final metric the log never had": ("summary.json", lambda s: s["final_metrics"].update(acc=1.0),
                                                        "final acc = 1.0 but the last evaluation"),
-    "summary's final_metrics not an object": ("summary.json", lambda s: s.update(final_metrics=[0.5]),
-                                              "final_metrics is a list"),
     "config's lr edited": ("config.json", lambda c: c["hyperparameters"].update(lr=0.3),
                            "config.json's hyperparameters/settings hash to"),
     "config's seed edited": ("config.json", lambda c: c.update(seed=7), "hash to"),

@@ -46,7 +46,8 @@ def _launch_main(out: Path) -> int:
     from nightbench.suites.distributed import DeepSpeedOptions
     from nightbench.suites.distributed.weights import checkpoint_weights
     from nightbench.suites.engine import RunRequest, execute_run
-    from nightbench.suites.run_dir import read_metrics, read_summary
+    from nightbench.suites.run_dir import read_metrics
+    from nightbench.suites.summary import read_summary
     from tests.suites import test_checkpoint_safety as single
 
     catalog.SUITE_MODULES["noisy_toy"] = single.__name__
@@ -81,7 +82,7 @@ def _launch_main(out: Path) -> int:
                 "status": outcome.status, "marker": marker.exists(),
                 "resumes": [r["step"] for r in read_metrics(run_dir) if r["kind"] == "resume"],
                 "same_log": single._comparable(run_dir) == single._comparable(reference),
-                "same_final": outcome.summary["final_metrics"] == read_summary(reference)["final_metrics"],
+                "same_final": outcome.summary["final_metrics"] == read_summary(reference).final_metrics,
                 "same_weights": weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k])
                                                                           for k in expected),
                 "set_aside": sorted(p.name for p in (run_dir / "deepspeed").glob("*.damaged-*")),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from nightbench.suites.leaderboard.executor import PENDING, QUEUED, Executor, run_stage
+from nightbench.suites.leaderboard.executor import Executor, run_stage
+from nightbench.suites.outcomes import RunState
 from nightbench.suites.run_dir import atomic_write_json
 
 
@@ -36,7 +37,7 @@ class ScriptedExecutor(Executor):
         self._refused, self._waiting = [], []
 
     def status(self, plan):
-        return QUEUED if plan.label in self.queued else PENDING
+        return RunState.QUEUED if plan.label in self.queued else RunState.PENDING
 
 
 def plans(tmp_path: Path, *labels: str) -> list:
