@@ -207,6 +207,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     check_slurm_flags(args)
     check_results_root(args.results)
+    if args.no_report and args.report:
+        raise ConfigError(f"--report {args.report} and --no-report contradict each other: drop one")
     if not args.no_report:  # found now, not after the whole board has run
         check_output_path(args.report or str(Path(args.results) / f"report-{args.preset}.html"))
     return run_leaderboard_from_args(args)

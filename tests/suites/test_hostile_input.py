@@ -112,12 +112,15 @@ def _ignored_inputs(tmp_path: Path, results: Path) -> dict[str, tuple[list[str],
         "--report under a file": ([*board, "--optimizers", "sgd", "--report", str(a_file / "r.html")],
                                   "which is a file, not a folder"),
         "--report a folder": ([*board, "--optimizers", "sgd", "--report", str(tmp_path)], "is a folder"),
+        "--report with --no-report": ([*board, "--optimizers", "sgd", "--report", "r.html", "--no-report"],
+                                      "contradict each other"),
     }
 
 
 IGNORED_CASES = ["request: misspelt overides", "request with --seed", "request with --set and --results",
                  "--executor-config without slurm", "SLURM flags without slurm", "two suites of one name",
-                 "an optimizer twice", "a suite twice", "--report under a file", "--report a folder"]
+                 "an optimizer twice", "a suite twice", "--report under a file", "--report a folder",
+                 "--report with --no-report"]
 
 
 @pytest.mark.parametrize("case", IGNORED_CASES)
