@@ -118,7 +118,7 @@ def figure_view(key: str, title: str, fig: Any, caption: str, subject: str = "")
 
 def _status_line(runs: pd.DataFrame) -> str:
     counts = Counter(runs["status"])
-    order = [*SUMMARY_STATES, INCOMPLETE, DAMAGED]
+    order = [*SUMMARY_STATES, INCOMPLETE, DAMAGED]  # inconsistent runs are not in `runs`
     parts = [f"{counts[s]} {s}" for s in order if counts[s]]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in order]
     protocols = Counter(runs["protocol"])
@@ -264,6 +264,12 @@ def _when(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def shown_path(path: os.PathLike) -> str:
+    """A path as text for the page: its bytes read as UTF-8, whatever the locale decoded them as
+    (under LC_ALL=C a name outside ASCII arrives as surrogates, which no page can hold)."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
 def build_context(results: Results) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and small dataclasses."""
     runs = results.runs
@@ -285,9 +291,10 @@ def build_context(results: Results) -> dict[str, Any]:
     created = sorted(str(c) for c in runs["created"].dropna()) if len(runs) else []
     return {
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "results_dir": str(results.results_dir),
+        "results_dir": shown_path(results.results_dir),
         "presets": presets,
         "n_runs": len(runs),
+        "n_inconsistent": results.inconsistent,
         "first_created": _when(created[0]) if created else None,
         "last_created": _when(created[-1]) if created else None,
         "optimizers": [{"name": o, "color": colors[o], "paper": is_paper_optimizer(o)} for o in results.optimizers],
@@ -317,7 +324,8 @@ def build_report(results_dir: str | os.PathLike, output_path: str | os.PathLike)
     output = check_output_path(output_path)
     results = load_results(results_dir)
     page = render(build_context(results))
-    # atomic: an interrupted build never leaves a half-written report behind; a report is meant to be shared
-    atomic_write_text(output, page, mode=0o644)
+    # atomic: an interrupted build never leaves a half-written report behind; a report is meant to be shared.
+    # surrogateescape: a path whose bytes the locale could not decode is written back as it was.
+    atomic_write_text(output, page, mode=0o644, errors="surrogateescape")
     log.info("wrote report %s (%d runs)", output, len(results.runs))
     return output

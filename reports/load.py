@@ -26,8 +26,10 @@ from nightbench.suites import layout
 from nightbench.suites.memory_overhead.suite import RECORD_KIND as MEMORY_RECORD
 from nightbench.suites.outcomes import SUMMARY_STATES, RunState
 from nightbench.suites.small_batch_variance.findings import RECORD_KIND as SBV_RECORD
+from nightbench.suites.run_dir import identity_hash
 from nightbench.suites.summary import (KNOWN_CONFIG_VERSIONS, NUMBER_FIELDS, SUMMARY_FIELDS, FormatVersionError,
                                        RunSummary, SummaryError, check_format_version, parse_summary)
+from nightbench.suites.verify import check_run
 
 from .facts import facts_from_config
 
@@ -38,7 +40,8 @@ IDENTITY = ["run_id", "suite", "preset", "optimizer", "run_name", "seed", "proto
 # from config.json, and what the report works out from the two files
 CONFIG_COLUMNS = ["higher_is_better", "hyperparameters", "lr", "paper", "state_slots", "environment", "world_size",
                   "suite_kind", "suite_facts", "suite_description", "created", "tuned_by"]
-DERIVED_COLUMNS = ["problems", "run_dir", "final_value", "target_reached"]
+# experiment: one set of resolved settings (a report row); environment_key: where times were measured
+DERIVED_COLUMNS = ["problems", "run_dir", "final_value", "target_reached", "experiment", "environment_key"]
 # summary.json's fields are RunSummary's (suites/summary.py): each one is a column
 RUN_COLUMNS = IDENTITY + ["status"] + DERIVED_COLUMNS + [f for f in SUMMARY_FIELDS if f != "status"] + CONFIG_COLUMNS
 TUNING_COLUMNS = ["suite", "preset", "optimizer", "metric", "higher_is_better", "tuning_seed", "grid", "tried",
@@ -66,6 +69,11 @@ class Results:
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # run_id, run_dir, status, reason
     tuning: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TUNING_COLUMNS))  # one per record
     searches: list[dict[str, Any]] = field(default_factory=list)  # the budgeted search's records (budget.py)
+
+    @property
+    def inconsistent(self) -> int:
+        """Finished runs whose files disagree (suites/verify.py): listed in `problems`, absent from `runs`."""
+        return int((self.problems["status"] == RunState.INCONSISTENT).sum()) if len(self.problems) else 0
 
     @property
     def optimizers(self) -> list[str]:
@@ -199,6 +207,10 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         problems.insert(0, "no summary.json: the run did not finish (still running, interrupted or crashed)")
     else:
         status = summary.status.value
+        disagreements = check_run(run_dir, config, summary.status, summary.final_metrics, records)
+        if disagreements:  # its numbers are not the run's own: shown, never counted
+            status = RunState.INCONSISTENT.value
+            problems[:0] = disagreements
 
     hyperparameters = config.get("hyperparameters") if isinstance(config.get("hyperparameters"), dict) else {}
     spec = config.get("optimizer_spec") if isinstance(config.get("optimizer_spec"), dict) else {}
@@ -241,6 +253,9 @@ def _run_row(run_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dic
         "suite_description": facts.description or None,
         "created": config.get("created"),
         "tuned_by": _tuned_by(config.get("defaults_source")),
+        "experiment": _experiment(config),
+        "environment_key": environment_key(environment),
+        "_settings": _settings(config),
     }
     return row, records, problems
 
@@ -250,6 +265,60 @@ def _tuned_by(source: Any) -> str | None:
     if not isinstance(source, dict):
         return None
     return f"the shipped study {source.get('tuned_by') or '?'} (budget {source.get('budget') or '?'})"
+
+
+# --- one row = one experiment; times compared within one environment ------------------------------------
+EXPERIMENT_KEYS = ("hyperparameters", "policy", "suite_config")  # what a run computes, less its seed
+ENVIRONMENT_TIMING_KEYS = ("cpu", "cpu_count", "gpu", "gpu_count", "device", "torch", "python")
+
+
+def _experiment(config: dict) -> str:
+    """The identity of what a run computes apart from its seed: runs with one value are seeds of one experiment."""
+    return identity_hash({key: config.get(key) for key in EXPERIMENT_KEYS})
+
+
+def _settings(config: dict) -> dict[str, Any]:
+    """Hyperparameters, policy and suite config as one flat dict (to name how two experiments differ)."""
+    flat: dict[str, Any] = {}
+    for key in EXPERIMENT_KEYS:
+        value = config.get(key)
+        for name, setting in (value.items() if isinstance(value, dict) else []):
+            flat[name if key == "hyperparameters" else f"{key}.{name}"] = setting
+    return flat
+
+
+def environment_key(environment: dict) -> str:
+    """The machine and software a run's times depend on, as one label ('' when not recorded)."""
+    if not environment:
+        return ""
+    return " · ".join(f"{key} {environment[key]}" for key in ENVIRONMENT_TIMING_KEYS
+                      if environment.get(key) not in (None, ""))
+
+
+def _differences(settings: dict, reference: dict) -> str:
+    changed = [f"{k}={settings.get(k, '-')}" for k in sorted(set(settings) | set(reference))
+               if settings.get(k) != reference.get(k)]
+    return ", ".join(changed[:4]) + (", …" if len(changed) > 4 else "")
+
+
+def label_experiments(runs: pd.DataFrame) -> dict[str, str]:
+    """run_id -> its row name, for runs that are not the main experiment of their optimizer.
+
+    Within (suite, preset, optimizer, protocol) the experiment with the most runs keeps the optimizer's
+    name; any other (say a `--set lr=0.3` run among the board's) becomes 'sgd [lr=0.3]', a row of its
+    own. Tuning runs are left alone: they differ in lr by design and feed the sweep, never a mean."""
+    renamed: dict[str, str] = {}
+    chosen = runs[runs["protocol"] != "tuning"] if len(runs) else runs
+    for (_, _, optimizer, _), group in chosen.groupby(["suite", "preset", "optimizer", "protocol"], dropna=False):
+        sizes = group["experiment"].value_counts()
+        if len(sizes) < 2:
+            continue
+        main = sorted(sizes.index, key=lambda e: (-sizes[e], e))[0]
+        reference = group[group["experiment"] == main]["_settings"].iloc[0]
+        others = group[group["experiment"] != main]
+        for run_id, settings in zip(others["run_id"], others["_settings"]):
+            renamed[run_id] = f"{optimizer} [{_differences(settings, reference)}]"
+    return renamed
 
 
 def _dedupe(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -322,11 +391,13 @@ def load_results(results_dir: str | os.PathLike) -> Results:
                    "status": DAMAGED, "problems": f"unreadable: {exc.__class__.__name__}: {exc}",
                    "run_dir": run_dir.relative_to(root).as_posix()}
             records, problems = [], [row["problems"]]
-        rows.append(row)
         ident = {k: row.get(k) for k in IDENTITY}
         if problems or row["status"] not in SUMMARY_STATES:
             problem_rows.append({**ident, "status": row["status"], "run_dir": row["run_dir"],
                                  "reason": "; ".join(problems)})
+        if row["status"] == RunState.INCONSISTENT:
+            continue  # listed as a problem; its numbers and records enter nothing
+        rows.append(row)
         for record in records:
             kind = record.get("kind")
             if kind in ("train", "eval"):
@@ -337,10 +408,15 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             elif kind == MEMORY_RECORD:
                 memory_rows.append({**ident, **record})
 
-    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS + ["_settings"])
+    renamed = label_experiments(runs)
+    runs = runs.drop(columns="_settings")
     curves = _dedupe(pd.DataFrame(curve_rows), ["run_id", "kind", "step"])
     sbv = _dedupe(pd.DataFrame(sbv_rows), ["run_id", "unit"])
     memory = _dedupe(pd.DataFrame(memory_rows), ["run_id", "unit"])
+    for frame in (runs, curves, sbv, memory):  # every table and figure then keeps the experiments apart
+        if renamed and len(frame):
+            frame["optimizer"] = [renamed.get(r, o) for r, o in zip(frame["run_id"], frame["optimizer"])]
     tuning, tuning_problems, searches = load_tuning_records(root)
     problems = pd.DataFrame(problem_rows + tuning_problems, columns=IDENTITY + ["status", "run_dir", "reason"])
     log.info("loaded %d runs, %d tuning records (%d problems) from %s", len(runs), len(tuning), len(problems), root)

@@ -46,8 +46,13 @@ def target_costs(runs: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
         return pd.DataFrame()
     column = COST_COLUMNS[measure]
     cost = pd.to_numeric(chosen[column], errors="coerce").fillna(math.inf)
-    frame = chosen.assign(problem=chosen["suite"].astype(str) + " (" + chosen["preset"].astype(str) + ")",
-                          cost=cost)
+    problem = chosen["suite"].astype(str) + " (" + chosen["preset"].astype(str) + ")"
+    if measure == "time" and "environment_key" in chosen:
+        # times compare only within one machine and software environment: each is its own problem
+        environment = chosen["environment_key"].fillna("").astype(str)
+        spans = environment.groupby(problem).transform("nunique") > 1
+        problem = problem.where(~spans, problem + " on " + environment)
+    frame = chosen.assign(problem=problem, cost=cost)
     return frame.pivot_table(index="problem", columns="optimizer", values="cost", aggfunc="median")
 
 

@@ -67,6 +67,10 @@ def _hyperparameter_sets(group: pd.DataFrame) -> str:
     return " | ".join(shown) if shown else fmt.MISSING
 
 
+def _timed(seconds: float, environments: int) -> str:
+    return fmt.seconds(seconds) if environments <= 1 else f"{environments} environments: not averaged"
+
+
 def _interval_method(interval: Interval) -> str:
     if interval.n == 0:
         return fmt.MISSING
@@ -92,6 +96,9 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
         intervals.append(interval)
         reached = completed[completed["target_reached"] == REACHED]
         target = _mean(group["target_value"])
+        # times are comparable only within one machine and software environment: never averaged across
+        environments = sorted({str(e) for e in completed["environment_key"].dropna()})
+        timed = len(environments) <= 1
         rows.append({
             "suite": suite, "preset": preset, "optimizer": optimizer,
             "paper_optimizer": is_paper_optimizer(str(optimizer), str(group["paper"].iloc[0])),
@@ -108,9 +115,10 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
             "reached_target": len(reached),
             "target_unknown": int((completed["target_reached"] == UNKNOWN_REACH).sum()),
             "steps_to_target_mean": _mean(reached["steps_to_target"]),
-            "time_to_target_mean_s": _mean(reached["time_to_target"]),
-            "wall_time_mean_s": _mean(completed["wall_time"]),
-            "step_time_median_s": _mean(completed["step_time_median"]),
+            "time_to_target_mean_s": _mean(reached["time_to_target"]) if timed else math.nan,
+            "wall_time_mean_s": _mean(completed["wall_time"]) if timed else math.nan,
+            "step_time_median_s": _mean(completed["step_time_median"]) if timed else math.nan,
+            "environments": len(environments), "environment_list": " | ".join(environments),
             "seeds": ", ".join(str(int(s)) for s in sorted(group["seed"].dropna())),
             "hyperparameters": _hyperparameter_sets(group),
             "errors": " | ".join(sorted({str(e) for e in group["error"] if isinstance(e, str) and e})),
@@ -135,8 +143,8 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
                                                                   if r.target_unknown else "")
                            for r in raw.itertuples()],
         "Steps to target": raw["steps_to_target_mean"].map(fmt.integer),
-        "Time to target": raw["time_to_target_mean_s"].map(fmt.seconds),
-        "Wall time": raw["wall_time_mean_s"].map(fmt.seconds),
+        "Time to target": [_timed(r.time_to_target_mean_s, r.environments) for r in raw.itertuples()],
+        "Wall time": [_timed(r.wall_time_mean_s, r.environments) for r in raw.itertuples()],
         "Not completed": [_not_completed(r) for r in raw.itertuples()],
         "Hyperparameters": raw["hyperparameters"],
     })
@@ -148,6 +156,10 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
     notes = ["Numbers come from the tuning protocol's 'final' runs where they exist, else from 'default' runs.",
              "The per-seed CSV has one row per run of this suite (every protocol and status), with all its "
              "final metrics."]
+    mixed = raw[raw["environments"] > 1]
+    for r in mixed.itertuples():
+        notes.append(f"{r.optimizer}: its runs come from {r.environments} environments ({r.environment_list}); "
+                     "times from different machines or software are not averaged, so its time columns are empty.")
     if no_target:
         notes.append("This suite has no target value at this preset, so no time to target.")
     else:
@@ -412,6 +424,7 @@ def problems_table(problems: pd.DataFrame, runs: pd.DataFrame) -> Table | None:
     raw = pd.DataFrame(rows).sort_values("run_dir").reset_index(drop=True)
     display = pd.DataFrame({"Run directory": raw["run_dir"].astype(str), "Optimizer": raw["optimizer"].astype(str),
                             "Status": raw["status"].astype(str), "Reason": raw["reason"].astype(str)})
-    return Table("problems", "Damaged, incomplete and failed runs", raw, display,
-                 ["Incomplete runs have no summary.json; damaged ones have an unreadable config or summary. "
+    return Table("problems", "Damaged, incomplete, inconsistent and failed runs", raw, display,
+                 ["Incomplete runs have no summary.json; damaged ones have an unreadable config or summary; "
+                  "inconsistent ones have files that disagree (`nightbench verify`). "
                   "None of them enter the means above."], frozenset(), [False] * len(display))

@@ -54,20 +54,43 @@ def _check_suite(obj: Any, source: str) -> Suite:
     for attribute in ("name", "description", "presets"):
         if not getattr(obj, attribute, None):
             raise SuitePluginError(f"{source}: suite {type(obj).__name__} has no '{attribute}'")
+    _check_suite_types(obj, f"{source}: suite {type(obj).__name__}")
     return obj
+
+
+def _check_suite_types(suite: Suite, where: str) -> None:
+    """The fields every command reads, checked once here: a wrong type is the file's error, not a bug."""
+    for attribute in ("name", "description"):
+        value = getattr(suite, attribute)
+        if not isinstance(value, str):
+            raise SuitePluginError(f"{where}: '{attribute}' is {value!r} (of type {type(value).__name__}); "
+                                   "expected a string")
+    presets = suite.presets
+    if not isinstance(presets, dict):
+        raise SuitePluginError(f"{where}: 'presets' is of type {type(presets).__name__}; expected a dict of preset "
+                               "name -> dict of settings, e.g. {'ci': {'steps': 10}, 'small': {...}}")
+    for preset, values in presets.items():
+        if not isinstance(preset, str) or not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+            raise SuitePluginError(f"{where}: preset {preset!r} maps to {values!r:.60} (of type {type(values).__name__}); "
+                                   "expected a string name -> a dict of settings with string keys")
 
 
 def _suites_in(module: Any, source: str) -> list[Suite]:
     if hasattr(module, "SUITE"):
         return [_check_suite(module.SUITE, source)]
-    found = [v for v in vars(module).values() if isinstance(v, (TrainingSuite, ExperimentSuite))]
+    found = list({id(v): v for v in vars(module).values() if isinstance(v, (TrainingSuite, ExperimentSuite))}.values())
     if not found:
         raise SuitePluginError(f"{source} defines no suite: set SUITE = MySuite() "
                                "(a subclass of nightbench.suites.base.TrainingSuite or ExperimentSuite)")
-    return found
+    return [_check_suite(suite, source) for suite in found]
 
 
 def _add(suites: list[Suite], source: str) -> list[str]:
+    names = [suite.name for suite in suites]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SuitePluginError(f"{source} defines {len(names)} suites, several named {', '.join(map(repr, twice))}; "
+                               "give each suite its own name")
     for suite in suites:
         if suite.name in SUITE_MODULES:
             raise SuitePluginError(f"{source}: the suite name '{suite.name}' is taken; rename the suite")

@@ -61,6 +61,14 @@ def _reason(exc: BaseException) -> str:
     return f"is unreadable ({type(exc).__name__}: {first_sentence[:160]})"
 
 
+def _utf8_encodable(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # the locale's file-system encoding kept undecodable bytes as surrogates
+        return False
+
+
 def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_globals: Iterable[Any] = (),
                       mmap: bool = False) -> Any:
     """torch.load(path, weights_only=True) with exactly `allowed_globals` added to what it accepts.
@@ -73,8 +81,11 @@ def load_weights_only(path: str | Path, *, map_location: Any = "cpu", allowed_gl
         raise DamagedCheckpointError(path, "is empty" if size == 0 else
                                      "is not a whole torch.save archive (cut short, or other bytes)")
     try:
-        with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        with torch.serialization.safe_globals(list(allowed_globals)), open(path, "rb") as handle:
+            # torch needs a filename to map the file, and passes it on as UTF-8: a path outside ASCII
+            # under a non-UTF-8 locale (LC_ALL=C) cannot go that way, so such a file is read instead.
+            source = path if mmap and _utf8_encodable(path) else handle
+            return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap and source is path)
     except _NOT_DAMAGE:
         raise
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, OSError, UnpicklingError, ...
@@ -131,10 +142,14 @@ class CheckpointStore:
 
         The new file is complete on disk before any rename, and each rename is atomic, so a kill at any
         moment leaves at least one whole checkpoint under one of the two names."""
-        with open(self.in_progress, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.in_progress, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # a full disk, a kill: no partial file is left behind
+            self.in_progress.unlink(missing_ok=True)
+            raise
         self._check_loadable(self.in_progress)
         if self.latest.exists():
             os.replace(self.latest, self.previous)

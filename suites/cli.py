@@ -1,4 +1,4 @@
-"""The `nightbench` command line: list, run, leaderboard, status, report.
+"""The `nightbench` command line: list, run, leaderboard, status, verify, report.
 
 Exit status (outcomes.ExitCode): 0 success; 1 a run failed (or diverged, for `run`), or nightbench
 hit a bug (it says so, and writes the traceback to a file); 2 bad input (the message says what would
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import os
 import sys
 import tempfile
@@ -109,11 +110,28 @@ def check_results_root(path: str) -> None:
         raise ConfigError(f"--results {path}: {parent} is not writable; choose a folder you can write")
 
 
+# `run` flags that describe the run itself: a request file already does, so they cannot go with --request.
+REQUEST_EXCLUSIVE = ("--suite", "--optimizer", "--preset", "--seed", "--set", "--optimizer-file", "--suite-file",
+                     "--results", "--device", "--protocol", "--precision")
+
+
+def _flags_given(args: argparse.Namespace, flags: tuple[str, ...]) -> list[str]:
+    """Those of `flags` whose value differs from the parser's default (i.e. that the user gave)."""
+    defaults = {action.dest: action.default for action in args.parser._actions}
+    return [flag for flag in flags
+            if getattr(args, flag.lstrip("-").replace("-", "_")) != defaults[flag.lstrip("-").replace("-", "_")]]
+
+
 def _run_request(args: argparse.Namespace):
     """The RunRequest of `nightbench run`: from --request FILE, or from the flags."""
     from .plan import RunRequest, read_request
 
     if args.request:
+        given = _flags_given(args, REQUEST_EXCLUSIVE)
+        if given:
+            raise ConfigError(f"--request FILE names the whole run; {', '.join(given)} would be ignored: drop "
+                              f"{'it' if len(given) == 1 else 'them'} (with --request only --quiet and the "
+                              "DeepSpeed flags apply), or run from the flags without --request")
         return read_request(args.request, progress=not args.quiet, deepspeed=_deepspeed_options(args))
     if not args.suite or not args.optimizer:
         raise ConfigError("nightbench run needs --suite and --optimizer (or --request FILE)")
@@ -152,7 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  wall time {summary['wall_time']:.1f} s" + (
             f", median step {summary['step_time_median']:.3f} s" if summary.get("step_time_median") else ""))
     if outcome.status != RunState.COMPLETED:
-        print(f"  {summary.get('error')}", file=sys.stderr)
+        if summary.get("error"):  # a diverged run has none to show
+            print(f"  {summary['error']}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
 
@@ -168,10 +187,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def check_slurm_flags(args: argparse.Namespace) -> None:
+    """SLURM settings without --executor slurm would be dropped, and the board would run on this machine."""
+    if args.executor == "slurm":
+        return
+    from .leaderboard.slurm_options import add_slurm_arguments
+
+    slurm = argparse.ArgumentParser(add_help=False)
+    add_slurm_arguments(slurm)
+    given = [action.option_strings[0] for action in slurm._actions
+             if getattr(args, action.dest) != action.default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to --executor slurm: "
+                          f"add --executor slurm to run on the cluster, or drop {'it' if len(given) == 1 else 'them'} "
+                          f"to run on this machine (--executor {args.executor})")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from nightbench.reports.output import check_output_path
+
     from .leaderboard import run_leaderboard_from_args
 
+    check_slurm_flags(args)
     check_results_root(args.results)
+    if args.no_report and args.report:
+        raise ConfigError(f"--report {args.report} and --no-report contradict each other: drop one")
+    if not args.no_report:  # found now, not after the whole board has run
+        check_output_path(args.report or str(Path(args.results) / f"report-{args.preset}.html"))
     return run_leaderboard_from_args(args)
 
 
@@ -180,6 +222,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     print(status_report(args.results_dir))
     return ExitCode.OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Each finished run whose files disagree, and why; exit 1 when there is one."""
+    from .status import find_runs
+    from .verify import inconsistent_runs
+
+    results = Path(args.results_dir)
+    if not results.is_dir():
+        raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    run_dirs = find_runs(results)
+    found = inconsistent_runs(run_dirs)
+    for bad in found:
+        print(f"inconsistent  {bad.run_dir.relative_to(results)}: {bad}")
+    print(f"{results}: {len(run_dirs)} run(s) checked, {len(found)} inconsistent"
+          + (" (the report and `nightbench status` leave them out)" if found else ""))
+    return ExitCode.FAILED if found else ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ZeRO stage (default: the --deepspeed-config's, else 0); implies --deepspeed")
     g.add_argument("--deepspeed-config", metavar="JSON", default=None,
                    help="a DeepSpeed config to start from (no optimizer/scheduler/batch sections); implies --deepspeed")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, parser=p)
 
     p = sub.add_parser("report", help="write the HTML comparison report for a results directory")
     p.add_argument("results_dir")
@@ -235,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="where the runs of a results folder stand: counts per suite and stage, SLURM jobs")
     p.add_argument("results_dir")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check every finished run against its own log and directory name; "
+                                      "exit 1 if one disagrees")
+    p.add_argument("results_dir")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 
@@ -246,6 +310,31 @@ def report_bug(exc: BaseException) -> None:
         handle.write("".join(traceback.format_exception(exc)))
     print(f"nightbench: internal error (a bug, not your input): {type(exc).__name__}: {exc}; "
           f"traceback written to {path}", file=sys.stderr)
+
+
+# Failures of the machine, not of nightbench or of the input: one line names the cause and the path.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space or raise the quota",
+                      errno.EROFS: "choose a writable --results folder", errno.EACCES: "check the folder's permissions",
+                      errno.EPERM: "check the folder's permissions", errno.EIO: "check the disk"}
+
+
+def environment_failure(exc: BaseException) -> str | None:
+    """The one line for a failure of the machine (a full disk, a read-only folder, the scheduler not
+    answering), found anywhere in the exception's chain; None for anything else."""
+    from .leaderboard.slurm_queue import SqueueError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SqueueError):
+            return (f"the SLURM scheduler does not answer ({exc}); submitted jobs keep running: run the same "
+                    "command again to re-attach (`nightbench status RESULTS` shows them)")
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            where = f": {exc.filename}" if exc.filename else ""
+            return (f"{exc.strerror or os.strerror(exc.errno)}{where} ({ENVIRONMENT_ERRNOS[exc.errno]}, then run the "
+                    "same command again; finished runs are kept)")
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         print("nightbench: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - anything else is a bug in nightbench
+        cause = environment_failure(exc)
+        if cause:
+            print(f"nightbench: {cause}", file=sys.stderr)
+            return ExitCode.FAILED
         report_bug(exc)
         return ExitCode.FAILED
 

@@ -10,6 +10,7 @@ or a cluster job starts from it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,34 @@ def write_request(plan: RunPlan) -> Path:
     return path
 
 
+# The type each field of a request file must have (None: the field may be null); "run_dir" is
+# written for the reader's sake and not read back.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "suite": (str,), "optimizer": (str,), "preset": (str,), "seed": (int,), "overrides": (dict,),
+    "results_root": (str,), "device": (str, type(None)), "protocol": (str,), "optimizer_files": (list,),
+    "suite_files": (list,), "run_dir": (str,),
+}
+
+
+def _check_record(record: dict, path: str | Path) -> None:
+    """Every key known and of its type: a misspelt key would otherwise run another run than the one asked for."""
+    for key, value in record.items():
+        if key not in _FIELD_TYPES:
+            close = difflib.get_close_matches(str(key), list(_FIELD_TYPES), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"run request {path}: unknown field '{key}'{hint}; "
+                              f"expected only: {', '.join(_FIELD_TYPES)}")
+        accepted = _FIELD_TYPES[key]
+        wrong = (not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
+                 or (isinstance(value, list) and not all(isinstance(v, str) for v in value))
+                 or (isinstance(value, dict) and not all(isinstance(k, str) for k in value)))
+        if wrong:
+            expected = {str: "a string", int: "an integer", dict: "an object of name -> value",
+                        list: "a list of file paths (strings)", type(None): "null"}
+            raise ConfigError(f"run request {path}: field '{key}' is {json.dumps(value)[:80]}; expected "
+                              + " or ".join(expected[t] for t in accepted))
+
+
 def read_request(path: str | Path, **changes: Any) -> RunRequest:
     """The RunRequest a request file holds (with `changes` applied, e.g. progress=False)."""
     try:
@@ -136,5 +165,6 @@ def read_request(path: str | Path, **changes: Any) -> RunRequest:
         raise ConfigError(f"cannot read the run request {path}: {exc}") from None
     if not isinstance(record, dict) or not {"suite", "optimizer"} <= set(record):
         raise ConfigError(f"{path} is not a nightbench run request (expected a JSON object with suite and optimizer)")
+    _check_record(record, path)
     fields = {key: record[key] for key in _FILE_FIELDS if key in record}
     return dataclasses.replace(RunRequest(**fields), **changes)

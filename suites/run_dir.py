@@ -61,14 +61,15 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
-def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+def atomic_write_text(path: Path, text: str, mode: int | None = None, errors: str = "strict") -> None:
     """Write via a temporary file in the same directory and rename: readers never see half a file.
 
-    The file is private (mkstemp's 0o600) unless `mode` says otherwise."""
+    The file is private (mkstemp's 0o600) unless `mode` says otherwise; `errors` is the UTF-8
+    encoder's ('surrogateescape' writes back text that came from undecodable path bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -20,15 +20,20 @@ from . import layout
 from .layout import CONFIG_FILE, METRICS_FILE
 from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
                                       squeue_states, summary_is_current)
-from .outcomes import RunState
+from .outcomes import FINISHED_STATES, RunState
 from .run_dir import read_json
 from .summary import read_config, read_summary
+from .verify import verify_run_dir
 
+# A summary.json or job.json that cannot be read: what the report calls such a run too (no RunState
+# names it: the run's own state is unknown; the same command runs it again).
+DAMAGED = "damaged"
 # the columns of the table, in this order; the first five always, the others when a run is in that state
 STATES = (RunState.QUEUED, RunState.RUNNING, RunState.COMPLETED, RunState.DIVERGED, RunState.FAILED,
-          RunState.INTERRUPTED, RunState.PENDING, RunState.UNKNOWN)
+          RunState.INTERRUPTED, RunState.INCONSISTENT, DAMAGED, RunState.PENDING, RunState.UNKNOWN)
 ALWAYS_SHOWN = STATES[:5]
-TROUBLE_STATES = (RunState.FAILED, RunState.INTERRUPTED)  # listed one by one, with their error
+# listed one by one, with their error
+TROUBLE_STATES = (RunState.FAILED, RunState.INTERRUPTED, RunState.INCONSISTENT, DAMAGED)
 
 
 @dataclass
@@ -59,7 +64,11 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
     suite = config.get("suite") or request.get("suite") or run_dir.parts[-4]
     stage = (record or {}).get("stage") or config.get("protocol") or request.get("protocol") or "?"
     status = RunStanding(run_dir, suite, stage, RunState.PENDING)
-    if record is not None:
+    wrong = job_record_problem(record) if record is not None else None
+    if wrong:  # shown as damaged, like an unreadable summary: one broken file never hides the other runs
+        status.state, status.error = DAMAGED, wrong
+        status.stage = stage if isinstance(stage, str) else "?"
+    elif record is not None:
         status.job_id, status.jobs, status.log = record["job_id"], tuple(record.get("jobs", ())), record.get("log")
         status.state = job_state(run_dir, record, queue)
         if status.state == RunState.FAILED:
@@ -67,9 +76,31 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
             status.error = error.strip().splitlines()[-1] if error else None
     elif summary is not None:  # a run of another executor
         status.state, status.error = summary.status, summary.error
+    elif (run_dir / layout.SUMMARY_FILE).exists():  # there, but unreadable: what the report calls it too
+        status.state, status.error = DAMAGED, f"{layout.SUMMARY_FILE} cannot be read (cut short, or not a run's summary)"
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
         status.state = RunState.INTERRUPTED  # started, never finished: the same command resumes it
+    reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES else []
+    if reasons:  # a result that disagrees with its own log or name is not counted as one
+        status.state, status.error = RunState.INCONSISTENT, "; ".join(reasons)
     return status
+
+
+# The fields of a job record (slurm_queue.record_job) and the types `status` reads them as.
+JOB_FIELD_TYPES = {"job_id": (str,), "stage": (str,), "log": (str,), "submitit_folder": (str,),
+                   "submitted": (str,), "submitted_unix": (int, float), "jobs": (list,)}
+
+
+def job_record_problem(record: dict) -> str | None:
+    """What is wrong with a job.json's field types, or None."""
+    for key, accepted in JOB_FIELD_TYPES.items():
+        value = record.get(key)
+        if key not in record or (isinstance(value, accepted) and not isinstance(value, bool)
+                                 and (key != "jobs" or all(isinstance(job, str) for job in value))):
+            continue
+        expected = {"jobs": "a list of job ids (strings)", "submitted_unix": "a number"}.get(key, "a string")
+        return f"{JOB_FILE} field '{key}' is {value!r:.60}; expected {expected}"
+    return None
 
 
 def compress_job_ids(job_ids: list[str]) -> str:
@@ -113,7 +144,8 @@ def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> st
             lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
     trouble = [r for r in runs if r.state in TROUBLE_STATES]
     if trouble:
-        lines += ["", "failed or interrupted (the same leaderboard command submits them again):"]
+        lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command submits the "
+                      "failed and interrupted again; `nightbench verify` explains the inconsistent):"]
         for run in trouble:
             where = f"job {run.job_id}, log {run.log}" if run.job_id else "local run"
             lines.append(f"  {run.state:<11} {run.run_dir.relative_to(results)}  ({where})")

@@ -98,4 +98,8 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
         output = args.report or str(Path(args.results) / f"report-{args.preset}.html")
         path = build_report(Path(args.results), output)
         print(f"report: {Path(path).resolve()}", flush=True)
-    return ExitCode.FAILED if counts.get(RunState.FAILED.value) else ExitCode.OK
+    if counts.get(RunState.FAILED.value):
+        return ExitCode.FAILED
+    # a run that ended without a result (a SLURM job gone from the queue, say) is not a success:
+    # 130, as for Ctrl-C, so that `./run_all.sh && publish` stops; the same command resumes it
+    return ExitCode.INTERRUPTED if counts.get(RunState.INTERRUPTED.value) else ExitCode.OK

@@ -80,6 +80,10 @@ class BoardSettings:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:
             get_spec(name)
+        for flag, names in (("--suites", suites), ("--optimizers", optimizers)):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:  # one run directory would be counted as several runs
+                raise ConfigError(f"{flag} lists {', '.join(twice)} more than once; list each name once")
         return BoardSettings(suites, optimizers, preset, seeds, tune, tune_grid, budget or DEFAULT_BUDGET,
                              studies or 1, dict(overrides or {}), results, device, tuple(optimizer_files),
                              tuple(suite_files))

@@ -1,0 +1,130 @@
+"""Whether a finished run's files agree with each other: the one check the report, `nightbench status`
+and `nightbench verify` make before they use a run.
+
+Two facts are checked, each against the run's own record of it:
+
+* identity: the hyperparameters, policy, suite config, suite, preset, optimizer and seed in
+  config.json hash to the identity its directory is named by (`<protocol>-lr<lr>-<hash>-seed<N>`,
+  see plan.run_name). An edited config.json no longer does.
+* final metrics: each final metric a training run's summary.json records is the value of the last
+  evaluation in its metrics.jsonl (the trainer writes both from the same numbers). An edited summary
+  no longer agrees.
+
+A run that fails either is `RunState.INCONSISTENT`: shown with the reason, left out of every
+aggregate. Runs without a summary, and failed runs, have no result to check. A directory not named
+the engine's way (no identity hash in its name, e.g. written by hand) is checked on its metrics only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .outcomes import FINISHED_STATES, RunState
+from .run_dir import identity_hash, read_metrics
+from .summary import read_config, read_summary
+
+# plan.run_name: '<protocol>-[lr<lr>-]<8 hex digits>-seed<seed>'
+NAMED_IDENTITY = re.compile(r"-(?P<hash>[0-9a-f]{8})-seed(?P<seed>\d+)$")
+IDENTITY_KEYS = ("suite", "preset", "optimizer", "hyperparameters", "policy", "suite_config", "seed")
+EVAL_BOOKKEEPING = ("kind", "step", "time")  # the fields of an eval record that are not metrics
+RELATIVE_TOLERANCE = 1e-9  # JSON keeps a float exactly; this only forgives a last-digit rewrite
+
+
+@dataclass(frozen=True)
+class Inconsistency:
+    run_dir: Path
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def identity_problem(config: dict, run_name: str) -> str | None:
+    """Why config.json does not hash to the identity in the run's name, or None (agrees, or unnamed)."""
+    named = NAMED_IDENTITY.search(run_name)
+    if named is None:
+        return None
+    missing = [key for key in IDENTITY_KEYS if key not in config]
+    if missing:
+        return f"config.json lacks {', '.join(missing)}, so it cannot be checked against the directory name"
+    actual = identity_hash({key: config[key] for key in IDENTITY_KEYS})
+    if actual != named["hash"]:
+        return (f"config.json's hyperparameters/settings hash to {actual}, but the run directory was named for "
+                f"{named['hash']}: config.json was changed after the run")
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    """A metric value as a float (the engine's "nan"/"inf" strings included); None when not a number."""
+    if isinstance(value, str):
+        return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(value.strip().lower())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    x, y = _as_number(a), _as_number(b)
+    if x is None or y is None:
+        return a == b
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return x == y or math.isclose(x, y, rel_tol=RELATIVE_TOLERANCE)
+
+
+def _is_training(config: dict) -> bool:
+    facts = config.get("suite_facts")
+    kind = facts.get("kind") if isinstance(facts, dict) else config.get("suite_kind")
+    return kind != "experiment"  # experiment suites aggregate their units; there is no last evaluation
+
+
+def metrics_problem(config: dict, final: dict, records: list[dict]) -> str | None:
+    """Why summary.json's final metrics are not the last evaluation in metrics.jsonl, or None."""
+    if not _is_training(config):
+        return None
+    evals = [r for r in records if r.get("kind") == "eval"]
+    if not evals:
+        return ("summary.json has final metrics but metrics.jsonl holds no evaluation" if final else None)
+    last = {k: v for k, v in evals[-1].items() if k not in EVAL_BOOKKEEPING}
+    # a metric the summary leaves out claims nothing (a run that diverged may record none)
+    differing = sorted(k for k in final if k not in last or not _same(final[k], last[k]))
+    if not differing:
+        return None
+    key = differing[0]
+    return (f"summary.json's final {key} = {final.get(key, 'missing')} but the last evaluation in metrics.jsonl "
+            f"(step {evals[-1].get('step')}) has {last.get(key, 'missing')}"
+            + (f" ({len(differing) - 1} more metric(s) differ)" if len(differing) > 1 else ""))
+
+
+def check_run(run_dir: Path, config: dict | None, status: Any, final_metrics: Any, records: list[dict]) -> list[str]:
+    """The reasons a finished run's files disagree (`status` and `final_metrics` as its summary.json
+    records them); [] when they agree, or when there is no finished result to check."""
+    if not isinstance(config, dict) or RunState.parse(status) not in FINISHED_STATES:
+        return []
+    if not isinstance(final_metrics, dict):
+        return [f"summary.json's final_metrics is a {type(final_metrics).__name__}, not an object of metric -> value"]
+    reasons = [identity_problem(config, Path(run_dir).name), metrics_problem(config, final_metrics, records)]
+    return [r for r in reasons if r]
+
+
+def verify_run_dir(run_dir: Path) -> list[str]:
+    """check_run on the files of one run directory, read through the one reader (suites/summary.py)."""
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir)
+    if summary is None:
+        return []
+    return check_run(run_dir, read_config(run_dir), summary.status, summary.final_metrics, read_metrics(run_dir))
+
+
+def inconsistent_runs(run_dirs: list[Path]) -> list[Inconsistency]:
+    """Every run among `run_dirs` whose files disagree, with why."""
+    found = []
+    for run_dir in run_dirs:
+        reasons = verify_run_dir(run_dir)
+        if reasons:
+            found.append(Inconsistency(Path(run_dir), tuple(reasons)))
+    return found

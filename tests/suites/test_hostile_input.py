@@ -1,0 +1,306 @@
+"""Input a hostile but realistic user gives (issue 22): each refusal exits 2 naming what is wrong and
+what would be accepted, before anything is written; nothing is silently ignored; odd locales work.
+
+One test per class of the issue; a class with several cases holds them in a table. (Class 1, report
+rows, is tested in tests/reports/test_experiments.py; class 2, runs checked against their own files,
+in tests/suites/test_verify.py.)
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nightbench.optimizers import registry as optimizer_registry
+from nightbench.suites import catalog
+from nightbench.suites.cli import main
+from nightbench.suites.leaderboard.executor import Executor
+from nightbench.suites.leaderboard.slurm_queue import SqueueError
+
+REPO = Path(__file__).resolve().parents[2]
+TOY_FILE = REPO / "tests" / "suites" / "toy_suite.py"
+TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
+
+
+@pytest.fixture
+def clean_catalog(monkeypatch):
+    """Suites a test adds to the catalog are gone after it."""
+    monkeypatch.setattr(catalog, "SUITE_MODULES", dict(catalog.SUITE_MODULES))
+    monkeypatch.setattr(catalog, "_FILES", {})
+    monkeypatch.setitem(catalog.SUITE_MODULES, "toy", "tests.suites.toy_suite")
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def _request(tmp_path: Path, results: Path, **fields) -> str:
+    record = {"suite": "toy", "optimizer": "sgd", "preset": "ci", "results_root": str(results), **fields}
+    path = tmp_path / f"request-{len(list(tmp_path.glob('request-*.json')))}.json"
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def _suite_file(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "my_suite.py"
+    path.write_text("from tests.suites.toy_suite import ToySuite\n\n" + body)
+    return str(path)
+
+
+# --- class 3: a suite file or request file whose fields have the wrong types -----------------------------------
+WRONG_TYPES = {
+    "presets a list": ("suite", 'class S(ToySuite):\n    name = "s3"\n    presets = ["ci"]\nSUITE = S()\n',
+                       "'presets' is of type list; expected a dict"),
+    "preset value an int": ("suite", 'class S(ToySuite):\n    name = "s3"\n    presets = {"ci": 5}\nSUITE = S()\n',
+                            "preset 'ci' maps to 5 (of type int)"),
+    "name an int": ("suite", "class S(ToySuite):\n    name = 5\nSUITE = S()\n", "'name' is 5 (of type int)"),
+    "request seed a string": ("request", {"seed": "zero"}, "field 'seed' is \"zero\"; expected an integer"),
+    "request seed a bool": ("request", {"seed": True}, "field 'seed' is true; expected an integer"),
+    "request overrides a list": ("request", {"overrides": ["lr=0.3"]}, "field 'overrides' is [\"lr=0.3\"]"),
+    "request suite_files a string": ("request", {"suite_files": "toy_suite.py"},
+                                     "expected a list of file paths (strings)"),
+    "request device a number": ("request", {"device": 0}, "field 'device' is 0; expected a string or null"),
+}
+
+
+@pytest.mark.parametrize("kind, content, message", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_wrong_types_in_a_suite_or_request_file_exit_2_naming_the_field(clean_catalog, tmp_path, capsys,
+                                                                         kind, content, message):
+    results = tmp_path / "results"
+    if kind == "suite":
+        argv = ["run", "--suite", "s3", "--optimizer", "sgd", "--preset", "ci",
+                "--suite-file", _suite_file(tmp_path, content), "--results", str(results), "--quiet"]
+    else:
+        argv = ["run", "--quiet", "--request", _request(tmp_path, results, **content)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err, err
+    assert not results.exists()
+
+
+# --- class 4: input that used to be silently ignored -----------------------------------------------------------
+def _ignored_inputs(tmp_path: Path, results: Path) -> dict[str, tuple[list[str], str]]:
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text('partition = "gpu"\n')
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    twins = _suite_file(tmp_path, 'class A(ToySuite):\n    name = "twin"\nclass B(ToySuite):\n    name = "twin"\n'
+                                  "a, b = A(), B()\n")
+    board = ["leaderboard", "--suites", "toy", "--preset", "ci", "--seeds", "1", "--jobs", "1",
+             "--results", str(results)]
+    return {
+        "request: misspelt overides": (["run", "--request", _request(tmp_path, results, overides={"lr": 0.3})],
+                                       "unknown field 'overides' (did you mean 'overrides'?)"),
+        "request with --seed": (["run", "--request", _request(tmp_path, results), "--seed", "3"],
+                                "--seed would be ignored"),
+        "request with --set and --results": (["run", "--request", _request(tmp_path, results), "--set", "lr=0.3",
+                                              "--results", str(results)], "--set, --results would be ignored"),
+        "--executor-config without slurm": ([*board, "--optimizers", "sgd", "--executor-config", str(cluster)],
+                                            "--executor-config applies only to --executor slurm"),
+        "SLURM flags without slurm": ([*board, "--optimizers", "sgd", "--slurm-partition", "gpu", "--gpus-per-run",
+                                       "2"], "--slurm-partition, --gpus-per-run apply only to --executor slurm"),
+        "two suites of one name": (["run", "--suite", "twin", "--optimizer", "sgd", "--preset", "ci",
+                                    "--suite-file", twins, "--results", str(results)], "several named 'twin'"),
+        "an optimizer twice": ([*board, "--optimizers", "sgd", "adam", "sgd"], "--optimizers lists sgd more than once"),
+        "a suite twice": ([*board, "--suites", "toy", "toy", "--optimizers", "sgd"], "--suites lists toy more than once"),
+        "--report under a file": ([*board, "--optimizers", "sgd", "--report", str(a_file / "r.html")],
+                                  "which is a file, not a folder"),
+        "--report a folder": ([*board, "--optimizers", "sgd", "--report", str(tmp_path)], "is a folder"),
+        "--report with --no-report": ([*board, "--optimizers", "sgd", "--report", "r.html", "--no-report"],
+                                      "contradict each other"),
+    }
+
+
+IGNORED_CASES = ["request: misspelt overides", "request with --seed", "request with --set and --results",
+                 "--executor-config without slurm", "SLURM flags without slurm", "two suites of one name",
+                 "an optimizer twice", "a suite twice", "--report under a file", "--report a folder",
+                 "--report with --no-report"]
+
+
+@pytest.mark.parametrize("case", IGNORED_CASES)
+def test_input_that_would_be_ignored_is_refused_before_anything_is_written(clean_catalog, tmp_path, capsys, case):
+    results = tmp_path / "results"
+    argv, message = _ignored_inputs(tmp_path, results)[case]
+    before = sorted(_files_under(tmp_path))
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err, err
+    assert sorted(_files_under(tmp_path)) == before  # nothing written, not even a results folder
+    assert not results.exists()
+
+
+def test_with_request_the_quiet_and_deepspeed_flags_still_apply(clean_catalog, tmp_path):
+    """The refusal above is for flags that describe the run, not for how a request is executed."""
+    results = tmp_path / "results"
+    assert main(["run", "--quiet", "--request", _request(tmp_path, results)]) == 0
+    assert len(list(results.glob("toy/ci/sgd/*/summary.json"))) == 1
+
+
+# --- class 6: paths outside ASCII under a non-UTF-8 locale ---------------------------------------------------
+def test_a_non_ascii_results_path_under_lc_all_c_runs_and_is_reported(tmp_path):
+    results = tmp_path / "résultats"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "",
+           "PYTHONPATH": str(REPO)}
+    env.pop("LANG", None)
+    base = [sys.executable, "-m", "nightbench.suites.cli"]
+    run = subprocess.run([*base, "run", *TOY, "--suite-file", str(TOY_FILE), "--results", str(results), "--quiet"],
+                         env=env, capture_output=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    summary = json.loads(next(results.glob("toy/ci/sgd/*/summary.json")).read_text())
+    assert summary["status"] == "completed"
+    assert list(results.glob("toy/ci/sgd/*/checkpoint.pt"))  # the checkpoint was saved and checked
+    report = subprocess.run([*base, "report", str(results), "-o", str(tmp_path / "report.html")],
+                            env=env, capture_output=True, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr.decode(errors="replace")
+    assert "résultats" in (tmp_path / "report.html").read_text(encoding="utf-8")  # the path as the user named it
+
+
+# --- also: a small_batch_variance run whose every unit diverged -------------------------------------------------
+NAN_OPTIMIZER = '''
+import torch
+from nightbench.optimizers import register_optimizer
+
+@register_optimizer("always_nan_cli")
+class AlwaysNaN(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.fill_(float("nan"))
+'''
+
+
+def test_an_experiment_whose_every_unit_diverged_prints_no_stray_none(tmp_path, capsys):
+    plugin = tmp_path / "nan_opt.py"
+    plugin.write_text(NAN_OPTIMIZER)
+    try:
+        code = main(["run", "--suite", "small_batch_variance", "--optimizer", "always_nan_cli", "--preset", "ci",
+                     "--optimizer-file", str(plugin), "--results", str(tmp_path / "r"), "--quiet"])
+    finally:
+        optimizer_registry._REGISTRY.pop("always_nan_cli", None)
+    out, err = capsys.readouterr()
+    assert code == 1 and out.startswith("diverged:")
+    assert "None" not in (out + err).split(), out + err
+
+
+# --- class 3: failures of the machine, and files of the wrong types, are not bugs ------------------------------
+def _fail_writes(monkeypatch, code: int, message: str) -> None:
+    from nightbench.suites import run_dir
+
+    def refuse(path, text):
+        raise OSError(code, message, str(path))
+
+    monkeypatch.setattr(run_dir, "atomic_write_text", refuse)
+
+
+ENVIRONMENT = {
+    # root ignores permission bits, so a read-only folder is simulated by the error its writes would get
+    "a full disk": (errno.ENOSPC, "No space left on device", "free some space"),
+    "a read-only run folder": (errno.EROFS, "Read-only file system", "choose a writable --results folder"),
+    "no permission": (errno.EACCES, "Permission denied", "check the folder's permissions"),
+}
+
+
+@pytest.mark.parametrize("code, message, advice", ENVIRONMENT.values(), ids=ENVIRONMENT.keys())
+def test_a_failing_disk_exits_1_with_one_line_naming_cause_and_path(clean_catalog, tmp_path, capsys, monkeypatch,
+                                                                     code, message, advice):
+    _fail_writes(monkeypatch, code, message)
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "internal error" not in err, err
+    assert err.startswith(f"nightbench: {message}: {tmp_path}") and "config.json" in err and advice in err
+
+
+def test_a_job_record_of_wrong_types_is_shown_as_damaged_by_status(clean_catalog, tmp_path, capsys):
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
+    run_dir = next(tmp_path.glob("toy/ci/sgd/*/"))
+    (run_dir / "job.json").write_text(json.dumps({"job_id": "31_0", "stage": 3, "jobs": 5, "log": "x"}))
+    capsys.readouterr()
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "damaged" in out and "job.json field 'stage' is 3; expected a string" in out, out
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import torch
+
+    from nightbench.suites.checkpoint_store import CheckpointStore
+
+    store = CheckpointStore(tmp_path)
+    store.save({"step": 1})
+
+    def disk_fills(payload, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_fills)
+    with pytest.raises(OSError):
+        store.save({"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    monkeypatch.undo()
+    assert store.load()["step"] == 1  # the last whole checkpoint is untouched
+
+
+# --- classes 3 and 5: a board whose scheduler stops answering, or whose runs end without a result -------------------
+class _StubExecutor(Executor):
+    """Stands in for the SLURM executor: the runs' jobs vanish (or squeue fails) without running anything."""
+
+    name = "stub"
+
+    def __init__(self, squeue_fails: bool):
+        self.squeue_fails, self.plans = squeue_fails, []
+
+    def submit(self, plans, stage):
+        self.plans += plans
+
+    def status(self, plan):
+        return "pending"
+
+    def wait(self, on_end):
+        if self.squeue_fails:
+            raise SqueueError("squeue failed 3 times: slurm_load_jobs error: Unable to contact slurm controller")
+        for plan in self.plans:
+            on_end(plan, "interrupted")  # gone from the queue, no summary: what SLURM's executor reports
+        self.plans = []
+
+
+BOARD_ENDINGS = {
+    "a job vanishes without a result": (False, 130, "interrupted: 1"),
+    "squeue fails during the board": (True, 1, "nightbench: the SLURM scheduler does not answer (squeue failed"),
+}
+
+
+@pytest.mark.parametrize("squeue_fails, code, line", BOARD_ENDINGS.values(), ids=BOARD_ENDINGS.keys())
+def test_a_board_that_did_not_finish_its_runs_does_not_exit_0(clean_catalog, tmp_path, capsys, monkeypatch,
+                                                              squeue_fails, code, line):
+    import nightbench.suites.leaderboard as board
+
+    monkeypatch.setattr(board, "executor_from_args", lambda args: _StubExecutor(squeue_fails))
+    assert main(["leaderboard", "--suites", "toy", "--optimizers", "sgd", "--preset", "ci", "--seeds", "1",
+                 "--results", str(tmp_path), "--no-report"]) == code
+    out, err = capsys.readouterr()
+    assert line in out + err and "internal error" not in err, out + err
+
+
+# --- class 5: `status` and the report agree on a summary.json cut short ----------------------------------------
+def test_status_and_the_report_agree_on_a_summary_cut_short(clean_catalog, tmp_path, capsys):
+    from nightbench.reports import load_results
+    from nightbench.suites.status import status_report
+
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
+    summary = next(tmp_path.glob("toy/ci/sgd/*/summary.json"))
+    summary.write_text(summary.read_text()[:40])
+    shown = status_report(tmp_path)
+    header, row = [line.split() for line in shown.splitlines() if line.startswith(("suite /", "toy /"))]
+    counts = dict(zip(header[3:], row[3:]))  # after 'suite / stage' and 'toy / default'
+    assert counts.get("damaged") == "1" and "interrupted" not in counts, shown
+    assert list(load_results(tmp_path).runs["status"]) == ["damaged"]
