@@ -212,9 +212,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     check_results_root(args.results)
     if args.no_report and args.report:
         raise ConfigError(f"--report {args.report} and --no-report contradict each other: drop one")
-    if not args.no_report:  # found now, not after the whole board has run
-        check_output_path(args.report or str(Path(args.results) / f"report-{args.preset}.html"))
-    return run_leaderboard_from_args(args)
+    output = None if args.no_report else args.report or str(Path(args.results) / f"report-{args.preset}.html")
+    if output is not None:  # found now, not after the whole board has run
+        check_output_path(output)
+
+    def write_report() -> None:
+        from nightbench.reports import build_report
+
+        print(f"report: {Path(build_report(Path(args.results), output)).resolve()}", flush=True)
+
+    return run_leaderboard_from_args(args, None if output is None else write_report)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ Finished runs are skipped on restart; an interrupted board loses no finished run
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 import time
-from pathlib import Path
 
 from ..config import ConfigError, parse_set_arguments
 from ..outcomes import ExitCode, RunState
@@ -78,7 +78,8 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
     return LocalExecutor(args.jobs, RUN_MODULE, args.results)
 
 
-def run_leaderboard_from_args(args: argparse.Namespace) -> int:
+def run_leaderboard_from_args(args: argparse.Namespace, after_board: Callable[[], None] | None = None) -> int:
+    """Run the board; `after_board` (the command line's report) runs once a waited-for board has ended."""
     settings = settings_from_args(args)
     executor = executor_from_args(args)
     wait = not getattr(args, "detach", False)
@@ -92,12 +93,8 @@ def run_leaderboard_from_args(args: argparse.Namespace) -> int:
     minutes = (time.monotonic() - started) / 60
     verb = "finished" if wait else "submitted"
     print(f"leaderboard {verb} in {minutes:.1f} min: " + ", ".join(f"{k}: {v}" for k, v in counts.items()), flush=True)
-    if wait and not args.no_report:
-        from nightbench.reports import build_report
-
-        output = args.report or str(Path(args.results) / f"report-{args.preset}.html")
-        path = build_report(Path(args.results), output)
-        print(f"report: {Path(path).resolve()}", flush=True)
+    if wait and after_board is not None:
+        after_board()
     if counts.get(RunState.FAILED.value):
         return ExitCode.FAILED
     # a run that ended without a result (a SLURM job gone from the queue, say) is not a success:
