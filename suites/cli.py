@@ -24,9 +24,12 @@ from nightbench.optimizers import plugin_errors
 from nightbench.optimizers.errors import InputError
 from nightbench.optimizers.search_space import describe as describe_space
 
+from .arguments import plugin_options, run_options
+from .base import DEFAULT_PRESET
 from .catalog import get_suite, load_suite_file, suite_names
 from .config import ConfigError, parse_set_arguments
 from .outcomes import ExitCode, RunState
+from .plan import PROTOCOLS
 from .run_dir import RunLockedError
 
 
@@ -69,7 +72,7 @@ def list_suites(show_presets: bool) -> None:
         suite = get_suite(name)
         target = suite.target_metric or "-"
         print(f"{name:<22} {suite.description}")
-        print(f"{'':<22} target metric: {target}; presets: {', '.join(suite.presets)} (default small)")
+        print(f"{'':<22} target metric: {target}; presets: {', '.join(suite.presets)} (default {DEFAULT_PRESET})")
         if show_presets:
             for preset, values in suite.presets.items():
                 shown = ", ".join(f"{k}={_format_value(v)}" for k, v in values.items())
@@ -254,27 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list optimizers, suites or presets")
+    p = sub.add_parser("list", help="list optimizers, suites or presets", parents=[plugin_options()])
     p.add_argument("what", nargs="?", default="optimizers", choices=["optimizers", "suites", "presets"])
     p.add_argument("--all", action="store_true", help="also list timm's optimizers (timm:<name>)")
-    p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
-    p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="run one (suite, preset, optimizer, seed)")
+    p = sub.add_parser("run", help="run one (suite, preset, optimizer, seed)", parents=run_options(
+        "override an optimizer hyperparameter, policy.<field> or a suite preset key (repeatable)"))
     p.add_argument("--suite", help=f"one of: {', '.join(suite_names())} (or one from --suite-file)")
     p.add_argument("--optimizer", help="a registered optimizer (`nightbench list optimizers`)")
     p.add_argument("--request", metavar="FILE", help="run the request file a leaderboard wrote (instead of the flags)")
-    p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
-    p.add_argument("--preset", default="small", help="paper, small (default) or ci")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an optimizer hyperparameter, policy.<field> or a suite preset key (repeatable)")
-    p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
-    p.add_argument("--results", default="results", help="results root (default ./results)")
     p.add_argument("--device", default=None, help="auto (default: cuda when available), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("--protocol", default="default", choices=["default", "tuning", "final"],
+    p.add_argument("--protocol", default=PROTOCOLS[0], choices=PROTOCOLS,
                    help="which leaderboard protocol this run belongs to (recorded in its config)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                    help="fp32, or bf16 compute on fp32 weights (autocast); the same as --set precision=...")
@@ -294,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .leaderboard import add_leaderboard_arguments
 
-    p = sub.add_parser("leaderboard", help="run every suite x optimizer x seed (resumable), then write the report")
+    p = sub.add_parser("leaderboard", help="run every suite x optimizer x seed (resumable), then write the report",
+                       parents=run_options("suite preset overrides for every run"))
     add_leaderboard_arguments(p)
     p.set_defaults(func=cmd_leaderboard)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from nightbench.optimizers import get_spec, load_optimizer_file
 
+from .base import DEFAULT_PRESET
 from .catalog import get_suite, load_suite_file
 from .config import ConfigError, ResolvedConfig, resolve_config
 from .layout import request_path, run_path
@@ -32,7 +33,7 @@ MAX_SEED = 2**63 - 1  # seeds feed torch's and numpy's generators (64-bit)
 class RunRequest:
     suite: str
     optimizer: str
-    preset: str = "small"
+    preset: str = DEFAULT_PRESET
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
     results_root: str = "results"

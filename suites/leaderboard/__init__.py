@@ -18,7 +18,8 @@ from ..config import ConfigError, parse_set_arguments
 from ..outcomes import ExitCode, RunState
 from .executor import Executor
 from .local import LocalExecutor
-from .planner import DEFAULT_BUDGET, DEFAULT_JOBS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings, tuning_grid, tuning_window
+from .planner import (DEFAULT_BUDGET, DEFAULT_JOBS, DEFAULT_SEEDS, DEFAULT_TUNED_SEEDS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings,
+                      tuning_grid, tuning_window)
 from .protocols import run_default, run_tuning
 
 RUN_MODULE = "nightbench.suites.cli"  # each local run is `python -m RUN_MODULE run --request FILE`
@@ -28,10 +29,12 @@ __all__ = ["LOCAL_TUNING_WINDOW", "RUN_MODULE", "TUNING_SEED", "BoardSettings", 
 
 
 def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
+    """The leaderboard's own options; the plugin, preset, --set and results ones are the parent
+    parsers of suites/arguments.py (run_options)."""
     p.add_argument("--suites", nargs="+", default=None, help="default: all suites")
     p.add_argument("--optimizers", nargs="+", default=None, help="default: every registered optimizer (plugins too)")
-    p.add_argument("--preset", default="small", help="paper, small (default) or ci")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
+    p.add_argument("--seeds", type=int, default=None, help=f"seeds per (suite, optimizer) "
+                   f"(default {DEFAULT_SEEDS}; with --tune {DEFAULT_TUNED_SEEDS})")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                    help=f"local runs in parallel, one process each (default {DEFAULT_JOBS})")
     p.add_argument("--tune", action="store_true",
@@ -45,10 +48,6 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-grid", choices=("full", "local"), default=None,
                    help="with --tune: the paper's lr-grid protocol instead of the search. full: the optimizer's "
                         "whole lr grid; local: its points within 10x of the suite's default lr, plus the default")
-    p.add_argument("--optimizer-file", action="append", metavar="FILE", help="a Python file that registers optimizers")
-    p.add_argument("--suite-file", action="append", metavar="FILE", help="a Python file that defines a suite")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="suite preset overrides for every run")
-    p.add_argument("--results", default="results", help="results root (default ./results)")
     p.add_argument("--report", default=None, help="report path (default <results>/report-<preset>.html)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--device", default=None)

@@ -174,3 +174,15 @@ def test_the_report_lists_a_newer_summary_as_damaged_with_the_reason(tmp_path):
     results = load_results(tmp_path)
     assert results.runs["status"].tolist() == ["damaged"]
     assert "format_version 2" in results.problems["reason"].iloc[0]
+
+
+def test_the_engine_leaves_a_run_of_a_newer_nightbench_alone(toy_suite, tmp_path):
+    request = RunRequest(suite="toy", optimizer="sgd", preset="ci", results_root=str(tmp_path), progress=False)
+    run_dir = execute_run(request).run_dir
+    (run_dir / "summary.json").unlink()  # unfinished: a rerun would resume it ...
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(FormatVersionError, match="config.json has format_version 99"):
+        execute_run(request)  # ... but not one a newer nightbench started
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
