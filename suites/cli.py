@@ -19,6 +19,7 @@ from pathlib import Path
 from nightbench.optimizers import get_spec, load_optimizer_file
 from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers import plugin_errors
+from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 from nightbench.optimizers.errors import InputError
 
 from .catalog import get_suite, load_suite_file, suite_names
@@ -32,8 +33,10 @@ def _format_value(value) -> str:
 
 
 def list_optimizers(show_all: bool) -> None:
-    for name in optimizer_names():
+    for name in sorted(optimizer_names(), key=lambda n: FAMILIES.index(get_spec(n).family)):
         spec = get_spec(name)
+        if name == next(n for n in optimizer_names() if get_spec(n).family == spec.family):
+            print(f"== {spec.family} set ({FAMILY_HELP[spec.family]}; --optimizers {spec.family}) ==")
         flags = [f"state slots: {spec.state_slots if spec.state_slots is not None else '?'}"]
         if spec.needs_eval_swap:
             flags.append("evaluates at w_t (train/eval swap)")
