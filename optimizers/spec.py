@@ -80,6 +80,8 @@ class OptimizerSpec:
     @property
     def implementation(self) -> dict[str, str]:
         """The package whose code implements the optimizer and its installed version."""
+        if not self.package and self.source.startswith("file "):  # a user's --optimizer-file
+            return {"package": self.source, "version": "unknown"}
         package = self.package or getattr(self.factory, "__module__", "").split(".")[0] or "unknown"
         return {"package": package, "version": package_version(package)}
 

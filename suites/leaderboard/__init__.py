@@ -28,7 +28,8 @@ __all__ = ["LOCAL_TUNING_WINDOW", "RUN_MODULE", "TUNING_SEED", "BoardSettings", 
 
 def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suites", nargs="+", default=None, help="default: all suites")
-    p.add_argument("--optimizers", nargs="+", default=None, help="default: every registered optimizer (plugins too)")
+    p.add_argument("--optimizers", nargs="+", default=None,
+                   help="names or sets: paper (the default: the mission's eight), modern, plugin, all")
     p.add_argument("--preset", default="small", help="paper, small (default) or ci")
     p.add_argument("--seeds", type=int, default=None, help="seeds per (suite, optimizer) (default 2; with --tune 3)")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
