@@ -116,6 +116,9 @@ PAPER_DEFAULTS: dict[str, dict] = {
     "adamw_schedulefree": {"lr": 3e-4, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01},
     # Shazeer & Stern 2018 trained Transformers with relative steps min(1e-2, 1/sqrt(t)): torch's lr cap.
     "adafactor": {"lr": 1e-2, "weight_decay": 0.01},
+    # SOAP is Adam in a rotated basis: Vyas et al. 2025 sweep its lr and decay around AdamW's; their
+    # betas (0.95, 0.95) and preconditioning every 10 steps.
+    "soap": {"lr": 1e-4, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.01, "precondition_frequency": 10},
 }
 
 # Small/ci (offline corpus, 2-layer BERT, a few hundred steps): picked by short runs here (issue note).
@@ -139,4 +142,5 @@ SMALL_DEFAULTS: dict[str, dict] = {
     "signum": {"lr": 3e-4, "momentum": 0.9},
     "adamw_schedulefree": {"lr": 3e-3, "beta1": 0.9, "beta2": 0.999},
     "adafactor": {"lr": 1e-2},
+    "soap": {"lr": 1e-3, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.0},
 }

@@ -11,8 +11,8 @@ What the optimizer is handed depends on how DeepSpeed wraps it:
 Everything else is refused before training, with the reason and what would work.
 
 The modern set: lion and signum are elementwise (every stage, bf16 weights too); muon (Newton-Schulz
-on whole matrices), adafactor (row and column statistics) and adamw_schedulefree (its train/eval
-swap is not declared safe on pieces) need whole tensors: ZeRO 0 with fp32 weights only.
+on whole matrices), adafactor (row and column statistics), soap (per-dimension preconditioners) and
+adamw_schedulefree (its train/eval swap is not declared safe on pieces) need whole tensors: ZeRO 0 with fp32 weights only.
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ IMAGENET_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw_schedulefree": {"lr": 2.5e-3, "beta1": 0.9, "beta2": 0.9955, "weight_decay": 0.05},
     # Shazeer & Stern 2018 / torch: relative steps capped at lr 1e-2; AdamW's weight decay.
     "adafactor": {"lr": 1e-2, "weight_decay": 0.05},
+    # SOAP is Adam in a rotated basis: Vyas et al. 2025 sweep its lr and decay around AdamW's (adam's
+    # above); their betas (0.95, 0.95) and preconditioning every 10 steps.
+    "soap": {"lr": 2e-3, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.05, "precondition_frequency": 10},
 }
 
 DIGITS_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -72,6 +75,7 @@ DIGITS_DEFAULTS: dict[str, dict[str, Any]] = {
     "signum": {"lr": 1e-4, "momentum": 0.9, "weight_decay": 0.5},
     "adamw_schedulefree": {"lr": 2.5e-3, "weight_decay": 0.05},
     "adafactor": {"lr": 1e-2, "weight_decay": 0.05},
+    "soap": {"lr": 1e-3, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.05},
 }
 
 # Images BatchNorm statistics are recomputed on before each evaluation, where an optimizer needs it:

@@ -17,7 +17,7 @@ from nightbench.suites.trainer import Trainer
 from .test_registry import restore_registry  # noqa: F401  (fixture)
 
 PAPER_SET = {"sgd", "adam", "lars", "lamb", "nsgd", "nsgd_momentum", "nigt", "nigt_adaptive"}
-MODERN_SET = {"muon", "lion", "signum", "adamw_schedulefree", "adafactor"}
+MODERN_SET = {"muon", "lion", "signum", "adamw_schedulefree", "adafactor", "soap"}
 
 
 def test_every_builtin_belongs_to_the_paper_or_the_modern_set():
@@ -67,7 +67,8 @@ def test_the_plugin_probe_requires_eval_and_train_of_a_swapping_optimizer(tmp_pa
 
 @pytest.mark.parametrize("name,package", [("sgd", "torch"), ("muon", "torch"), ("adafactor", "torch"),
                                           ("adamw_schedulefree", "schedulefree"), ("nigt", "nightbench"),
-                                          ("lion", "nightbench"), ("timm:adamw", "timm")])
+                                          ("lion", "nightbench"), ("timm:adamw", "timm"),
+                                          ("soap", "pytorch_optimizer")])
 def test_the_implementing_package_and_its_version_are_recorded(name, package):
     from importlib.metadata import version
 
