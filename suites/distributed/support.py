@@ -77,7 +77,7 @@ def check_supported(spec: OptimizerSpec, optimizer: torch.optim.Optimizer, confi
 
 def _refusal(spec: OptimizerSpec, support: str | None, stage: int, view: str) -> str:
     name = spec.name
-    if support is None and spec.source == "builtin":
+    if support is None and spec.family != "plugin":  # nightbench's own: known to need whole tensors
         return (f"'{name}' computes each tensor's update from the whole tensor, which DeepSpeed hands the optimizer "
                 "only at ZeRO stage 0 with fp32 weights; run it with --zero-stage 0 and --precision fp32")
     if support is None:
