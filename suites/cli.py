@@ -19,8 +19,8 @@ from pathlib import Path
 from nightbench.optimizers import get_spec, load_optimizer_file
 from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers import plugin_errors
-from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 from nightbench.optimizers.errors import InputError
+from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 
 from .catalog import get_suite, load_suite_file, suite_names
 from .config import ConfigError, parse_set_arguments
@@ -33,9 +33,11 @@ def _format_value(value) -> str:
 
 
 def list_optimizers(show_all: bool) -> None:
-    for name in sorted(optimizer_names(), key=lambda n: FAMILIES.index(get_spec(n).family)):
+    shown_set = None
+    for name in sorted(optimizer_names(), key=lambda n: FAMILIES.index(get_spec(n).family)):  # grouped by set
         spec = get_spec(name)
-        if name == next(n for n in optimizer_names() if get_spec(n).family == spec.family):
+        if spec.family != shown_set:
+            shown_set = spec.family
             print(f"== {spec.family} set ({FAMILY_HELP[spec.family]}; --optimizers {spec.family}) ==")
         flags = [f"state slots: {spec.state_slots if spec.state_slots is not None else '?'}"]
         if spec.needs_eval_swap:

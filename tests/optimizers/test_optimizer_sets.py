@@ -94,3 +94,16 @@ def test_the_trainer_swaps_only_where_the_registry_declares_it():
     with Trainer._evaluation_weights(stub):
         assert not swapping.param_groups[0]["train_mode"]
     assert swapping.param_groups[0]["train_mode"]
+
+
+def test_list_optimizers_groups_them_by_set(capsys):
+    from nightbench.suites.cli import main
+
+    assert main(["list", "optimizers"]) == 0
+    current, seen = None, {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("== "):
+            current = line.split()[1]
+        elif line and not line.startswith(" ") and current is not None and line.split()[0] in PAPER_SET | MODERN_SET:
+            seen[line.split()[0]] = current
+    assert seen == {**{n: "paper" for n in PAPER_SET}, **{n: "modern" for n in MODERN_SET}}
