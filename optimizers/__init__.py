@@ -15,6 +15,7 @@ from .param_groups import (
 from .registry import (
     PluginError,
     create,
+    expand_names,
     get_spec,
     load_optimizer_file,
     names,
@@ -31,6 +32,6 @@ __all__ = [
     "Hyperparameter", "HyperparameterError", "InputError", "OptimizerSpec", "ParamGroupPolicy", "PluginError",
     "UnknownOptimizerError", "PAPER_RECIPE_HYPERPARAMETERS", "PAPER_RECIPE_POLICY", "PAPER_RECIPE_SETTINGS",
     "Schedule",
-    "build_scheduler", "create", "epochs_to_steps", "evaluation_weights", "get_spec", "has_eval_swap",
+    "build_scheduler", "create", "epochs_to_steps", "expand_names", "evaluation_weights", "get_spec", "has_eval_swap",
     "load_optimizer_file", "names", "plugin_errors", "register_optimizer", "register_spec", "specs",
 ]

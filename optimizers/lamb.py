@@ -50,6 +50,7 @@ _FUSED_DEVICES = ("cpu", "cuda")
     paper="You et al. 2019, 'Large Batch Optimization for Deep Learning: Training BERT in 76 minutes' (LAMB)",
     description="LAMB: Adam direction plus decoupled decay, scaled per tensor by phi(||w||)/||u||",
     state_slots=2,
+    family="paper",
     hyperparameters=HYPERPARAMETERS,
     search_space={"lr": LR_AROUND_DEFAULT, "beta1": MOMENTUM, "beta2": SECOND_MOMENT, "weight_decay": DECOUPLED_DECAY,
                   WARMUP_FRACTION: WARMUP},

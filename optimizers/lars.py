@@ -46,6 +46,7 @@ _FUSED_DEVICES = ("cpu", "cuda")
     paper="You, Gitman & Ginsburg 2017, 'Large Batch Training of Convolutional Networks' (LARS, Algorithm 1)",
     description="LARS: SGD momentum with a per-tensor trust ratio eta*||w||/(||g||+lam*||w||), lr inside the momentum",
     state_slots=1,
+    family="paper",
     hyperparameters=HYPERPARAMETERS,
     search_space={"lr": LR_AROUND_DEFAULT, "momentum": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )

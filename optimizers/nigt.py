@@ -223,6 +223,7 @@ def lean_to_next_training_point(bucket: Bucket, momenta: list[torch.Tensor], ste
     paper="Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML), Algorithm 1, Theorem 3",
     description="normalized SGD with implicit gradient transport (memory-lean: model at x_t, swap to w_t)",
     state_slots=1,
+    family="paper",
     needs_eval_swap=True,
     hyperparameters=NIGT_HYPERPARAMETERS,
     search_space={"lr": LR_AROUND_DEFAULT, "beta": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},

@@ -70,6 +70,7 @@ def default_C(g: float) -> float:
     paper="Cutkosky & Mehta 2020, Momentum Improves Normalized SGD (ICML), Algorithm 2, Theorem 4",
     description="adaptive NIGT: eta_t, beta_t from the gap between two half-batch gradients per step",
     state_slots=1,
+    family="paper",
     needs_eval_swap=True,
     gradients_per_step=2,
     hyperparameters=NIGT_ADAPTIVE_HYPERPARAMETERS,

@@ -155,6 +155,7 @@ def _multi_tensor_directions(bucket, momentum: bool) -> list[torch.Tensor]:
     paper=_PAPER + ", Section 2 (the method it improves on)",
     description="normalized SGD without momentum: w -= lr * g/||g|| (needs large batches)",
     state_slots=0,
+    family="paper",
     hyperparameters=NSGD_HYPERPARAMETERS,
     search_space={"lr": LR_AROUND_DEFAULT, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )
@@ -179,6 +180,7 @@ class NSGD(_NormalizedStep):
     paper=_PAPER + ", equations (2)-(3), Theorem 1",
     description="normalized SGD with momentum: m = beta m + (1-beta) g; w -= lr * m/||m||",
     state_slots=1,
+    family="paper",
     hyperparameters=NSGD_MOMENTUM_HYPERPARAMETERS,
     search_space={"lr": LR_AROUND_DEFAULT, "beta": MOMENTUM, "weight_decay": COUPLED_DECAY, WARMUP_FRACTION: WARMUP},
 )

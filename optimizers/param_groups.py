@@ -9,7 +9,13 @@ Each param group the policy builds carries these keys, which every optimizer her
   weight_decay       the run's weight decay, or 0.0 for excluded tensors
   layer_adaptation   False where the optimizer must not normalize / apply a trust ratio
   lr_multiplier      recorded for reports
-  group_name         'regular' or 'excluded'
+  group_name         'regular' or 'excluded' (or 'hidden', below)
+  hidden_matrix      (only when asked to split hidden matrices) True for the 'hidden' group
+
+Hidden matrices (for Muon, which orthogonalizes only the weights of hidden layers; Jordan et al.
+2024): asked with `split_hidden_matrices=True`, the policy moves them out of 'regular' into a group
+'hidden' of their own. HIDDEN_MATRIX_RULE says which they are; given plain tensors (no model, so no
+module names), every regular tensor with ndim >= 2 counts as hidden.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ from typing import Iterable, Union
 import torch
 
 EXCLUDE_RULES = ("ndim<=1", "none")
+
+# Which tensors are the hidden weight matrices, decided from the model's modules. Embeddings are
+# lookups, not linear maps, and the output head maps to logits: both go to the optimizer's other
+# part (AdamW for Muon), as do excluded tensors (biases, norm layers). Convolution weights count:
+# Muon updates them as their (out, in*k*k) view. Recorded in each such optimizer's config
+# (OptimizerSpec.to_dict).
+HIDDEN_MATRIX_RULE = ("regular tensors with ndim >= 2, except the weights of nn.Embedding modules and of the "
+                      "output head (the last nn.Linear the model registers)")
 
 ParamsLike = Union[torch.nn.Module, Iterable[torch.Tensor], Iterable[tuple[str, torch.Tensor]], Iterable[dict]]
 
@@ -76,13 +90,17 @@ class ParamGroupPolicy:
     def is_excluded(self, name: str, param: torch.Tensor) -> bool:
         return self.exclude == "ndim<=1" and param.ndim <= 1
 
-    def build_param_groups(self, params: ParamsLike, lr: float, weight_decay: float = 0.0) -> list[dict]:
+    def build_param_groups(self, params: ParamsLike, lr: float, weight_decay: float = 0.0,
+                           split_hidden_matrices: bool = False) -> list[dict]:
         """Split parameters into a 'regular' and an 'excluded' group (empty groups are dropped).
 
         Accepts a module, named parameters, plain tensors, or ready-made param-group dicts (which
         are passed through untouched apart from defaults, so callers keep full control).
+        `split_hidden_matrices`: the hidden matrices (HIDDEN_MATRIX_RULE) go into a group of their own.
         """
+        not_hidden: set[int] = set()
         if isinstance(params, torch.nn.Module):
+            not_hidden = not_hidden_matrices(params)
             named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
         else:
             items = list(params)
@@ -94,6 +112,14 @@ class ParamGroupPolicy:
         regular = [p for n, p in named if not self.is_excluded(n, p)]
         excluded = [p for n, p in named if self.is_excluded(n, p)]
         groups = []
+        if split_hidden_matrices:
+            hidden = [p for p in regular if p.ndim >= 2 and id(p) not in not_hidden]
+            regular = [p for p in regular if p.ndim < 2 or id(p) in not_hidden]
+            if hidden:
+                groups.append({
+                    "params": hidden, "lr": lr, "weight_decay": weight_decay, "layer_adaptation": True,
+                    "lr_multiplier": 1.0, "group_name": "hidden", "hidden_matrix": True,
+                })
         if regular:
             groups.append({
                 "params": regular, "lr": lr, "weight_decay": weight_decay, "layer_adaptation": True,
@@ -108,6 +134,9 @@ class ParamGroupPolicy:
                 "lr_multiplier": self.excluded_lr_multiplier,
                 "group_name": "excluded",
             })
+        if split_hidden_matrices:
+            for group in groups:
+                group.setdefault("hidden_matrix", False)
         return groups
 
     @staticmethod
@@ -118,6 +147,21 @@ class ParamGroupPolicy:
         group.setdefault("lr_multiplier", 1.0)
         group.setdefault("group_name", "custom")
         return group
+
+
+def not_hidden_matrices(model: torch.nn.Module) -> set[int]:
+    """ids of the parameters HIDDEN_MATRIX_RULE keeps out of the hidden matrices: every nn.Embedding's
+    and the output head's (the last nn.Linear registered; a tied LM head shares the embedding's weight)."""
+    out: set[int] = set()
+    head = None
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            out.update(id(p) for p in module.parameters(recurse=False))
+        elif isinstance(module, torch.nn.Linear):
+            head = module
+    if head is not None:
+        out.update(id(p) for p in head.parameters(recurse=False))
+    return out
 
 
 # The paper's Section 5 recipe (docs/algorithms.md), its one home: per-layer normalization with the step

@@ -30,7 +30,7 @@ from .errors import InputError
 from .hyperparams import Check, Hyperparameter, with_signature_defaults
 from .param_groups import ParamGroupPolicy, ParamsLike
 from .search_space import Distribution, check_space
-from .spec import PAPER_LR_GRID, OptimizerSpec, UnknownOptimizerError
+from .spec import FAMILIES, PAPER_LR_GRID, OptimizerSpec, UnknownOptimizerError
 from .timm_bridge import timm_names, timm_spec
 
 ENTRY_POINT_GROUP = "nightbench.optimizers"
@@ -68,6 +68,11 @@ def register_optimizer(
     lr_grid: tuple[float, ...] = PAPER_LR_GRID,
     check: Check | None = None,
     search_space: dict[str, Distribution] | None = None,
+    family: str = "plugin",
+    package: str = "",
+    needs_bn_recalibration: bool = False,
+    splits_hidden_matrices: bool = False,
+    constant_schedule: bool = False,
 ) -> Callable:
     """Decorator: register an Optimizer class, or a factory `fn(param_groups, **hp) -> Optimizer`.
 
@@ -78,9 +83,15 @@ def register_optimizer(
     declarations as `HYPERPARAMETERS`, so that it validates its own param groups the same way.
     `search_space` maps hyperparameters (and `warmup_fraction`) to the distributions the tuning
     protocol draws from (see search_space.py); without it the optimizer is tuned over lr alone.
+    `family` is its optimizer set (spec.FAMILIES; plugins are 'plugin'), `package` the distribution
+    that implements its update ('': the registering module's top-level package).
     """
     if not isinstance(name, str) or not name or name.startswith("timm:"):
         raise ValueError(f"invalid optimizer name {name!r}: expected a non-empty string not starting with 'timm:'")
+    if name in FAMILIES or name == ALL_SET:
+        raise ValueError(f"invalid optimizer name {name!r}: it names an optimizer set ({', '.join(SET_NAMES)})")
+    if family not in FAMILIES:
+        raise ValueError(f"invalid family {family!r} for optimizer '{name}': expected one of {FAMILIES}")
 
     def decorate(obj: Callable) -> Callable:
         target = obj.__init__ if inspect.isclass(obj) else obj
@@ -105,6 +116,11 @@ def register_optimizer(
             source=_current_source,
             check=cross_check,
             search_space=space,
+            family=family,
+            package=package,
+            needs_bn_recalibration=needs_bn_recalibration,
+            splits_hidden_matrices=splits_hidden_matrices,
+            constant_schedule=constant_schedule,
         )
         _add(spec)
         return obj
@@ -159,7 +175,8 @@ def probe(spec: OptimizerSpec) -> None:
     """
     params = [torch.nn.Parameter(torch.zeros(shape)) for shape in _PROBE_SHAPES]
     defaults = spec.resolve({})
-    groups = ParamGroupPolicy().build_param_groups(params, lr=defaults["lr"], weight_decay=defaults.get("weight_decay", 0.0))
+    groups = ParamGroupPolicy().build_param_groups(params, lr=defaults["lr"], weight_decay=defaults.get("weight_decay", 0.0),
+                                                   split_hidden_matrices=spec.splits_hidden_matrices)
     try:
         built = spec.factory(groups, **defaults)
     except Exception as exc:
@@ -168,6 +185,12 @@ def probe(spec: OptimizerSpec) -> None:
     if not isinstance(built, torch.optim.Optimizer):
         raise PluginError(f"optimizer '{spec.name}': its factory returned {type(built).__name__}, "
                           "not a torch.optim.Optimizer")
+    if spec.needs_eval_swap:
+        missing = [m for m in ("eval", "train") if not callable(getattr(built, m, None))]
+        if missing:
+            raise PluginError(f"optimizer '{spec.name}' declares needs_eval_swap but {type(built).__name__} has no "
+                              f"{' and no '.join(m + '()' for m in missing)}: the suites call eval() before "
+                              "evaluating and train() after (see optimizers/swap.py)")
 
 
 def _load_builtins() -> None:
@@ -254,6 +277,25 @@ def names(include_timm: bool = False) -> list[str]:
     return out
 
 
+ALL_SET = "all"
+SET_NAMES = (*FAMILIES, ALL_SET)
+
+
+def expand_names(requested: list[str] | tuple[str, ...]) -> list[str]:
+    """Optimizer names with set names (`paper`, `modern`, `plugin`, `all`) replaced by their members,
+    in registration order; other names pass through (get_spec judges them). Order is kept."""
+    _ensure_loaded()
+    out: list[str] = []
+    for name in requested:
+        if name == ALL_SET:
+            out += list(_REGISTRY)
+        elif name in FAMILIES:
+            out += [n for n, spec in _REGISTRY.items() if spec.family == name]
+        else:
+            out.append(name)
+    return out
+
+
 def specs() -> list[OptimizerSpec]:
     _ensure_loaded()
     return list(_REGISTRY.values())
@@ -294,7 +336,8 @@ def create(
     spec = get_spec(name)
     resolved = spec.resolve(hyperparameters)
     policy = policy or ParamGroupPolicy()
-    groups = policy.build_param_groups(params, lr=resolved["lr"], weight_decay=resolved.get("weight_decay", 0.0))
+    groups = policy.build_param_groups(params, lr=resolved["lr"], weight_decay=resolved.get("weight_decay", 0.0),
+                                       split_hidden_matrices=spec.splits_hidden_matrices)
     if foreach is not None and not takes_foreach(spec):
         raise InputError(f"optimizer '{name}' has a single implementation: it takes no foreach argument")
     optimizer = spec.factory(groups, **resolved, **({} if foreach is None else {"foreach": foreach}))

@@ -7,15 +7,25 @@ optimizers, and neither needs the other to do so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Callable, Mapping
 
 import torch
 
 from .errors import InputError
 from .hyperparams import Check, Hyperparameter, HyperparameterError, resolve
+from .param_groups import HIDDEN_MATRIX_RULE
 from .search_space import FALLBACK_SPACE, Distribution, describe
 
 PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
+
+# The optimizer sets (`--optimizers paper`, `modern`, `all`): a spec's `family` names its set.
+# paper:  the mission's eight (the paper's four methods and its four baselines): the default board.
+# modern: the baselines the field uses now (Muon, Lion, Signum, Schedule-Free AdamW, Adafactor).
+# plugin: everything registered from outside the package (entry points, --optimizer-file).
+FAMILIES = ("paper", "modern", "plugin")
+FAMILY_HELP = {"paper": "the mission's eight, the default board", "modern": "the baselines the field uses now",
+               "plugin": "registered from outside nightbench"}
 
 
 class UnknownOptimizerError(InputError, KeyError):
@@ -37,6 +47,15 @@ class OptimizerSpec:
       gradients_per_step  2 for optimizers that need two independent gradients at the same point;
                           their `step(closure)` calls the closure twice, once per half-batch.
       state_slots         parameter-sized tensors kept per parameter (None: unknown, e.g. plugins).
+      needs_bn_recalibration  BatchNorm statistics gathered at the training point do not fit the
+                          evaluated point (Schedule-Free evaluates at an average far from where it
+                          trains): suites with BatchNorm recompute them before each evaluation.
+      constant_schedule   the optimizer replaces the lr decay itself (Schedule-Free): suites give it
+                          their warmup, then a constant lr.
+      splits_hidden_matrices  the optimizer treats the model's hidden weight matrices apart (Muon):
+                          `create` asks the policy for them in their own group (param_groups.py).
+    `family` is the optimizer set it belongs to (FAMILIES); `package` the distribution whose code
+    does the update (its version is recorded in every run's config).
     `search_space` is what the tuning protocol searches (None: `FALLBACK_SPACE`, lr alone).
     """
 
@@ -52,6 +71,19 @@ class OptimizerSpec:
     source: str = "builtin"
     check: Check | None = None  # cross-parameter constraints (e.g. lamb's phi_min <= phi_max)
     search_space: Mapping[str, Distribution] | None = None
+    family: str = "plugin"
+    package: str = ""
+    needs_bn_recalibration: bool = False
+    splits_hidden_matrices: bool = False
+    constant_schedule: bool = False
+
+    @property
+    def implementation(self) -> dict[str, str]:
+        """The package whose code implements the optimizer and its installed version."""
+        if not self.package and self.source.startswith("file "):  # a user's --optimizer-file
+            return {"package": self.source, "version": "unknown"}
+        package = self.package or getattr(self.factory, "__module__", "").split(".")[0] or "unknown"
+        return {"package": package, "version": package_version(package)}
 
     @property
     def tuning_space(self) -> Mapping[str, Distribution]:
@@ -89,4 +121,20 @@ class OptimizerSpec:
             "hyperparameters": [h.to_dict() for h in self.hyperparameters],
             "search_space": describe(self.tuning_space),
             "search_space_declared": self.search_space is not None,
+            "family": self.family,
+            "implementation": self.implementation,
+            "needs_bn_recalibration": self.needs_bn_recalibration,
+            "splits_hidden_matrices": self.splits_hidden_matrices,
+            **({"hidden_matrices": HIDDEN_MATRIX_RULE} if self.splits_hidden_matrices else {}),
+            "constant_schedule": self.constant_schedule,
         }
+
+
+def package_version(package: str) -> str:
+    """The installed version of a distribution ('nightbench' for the package itself), or 'unknown'."""
+    if package == "torch":
+        return torch.__version__
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -46,4 +46,5 @@ def timm_spec(timm_name: str) -> OptimizerSpec:
         paper="see timm.optim",
         description=f"timm's '{timm_name}' optimizer (timm.optim.create_optimizer_v2)",
         source="timm",
+        package="timm",
     )

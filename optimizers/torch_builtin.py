@@ -27,6 +27,8 @@ def _check_sgd(values: Mapping[str, Any]) -> None:
     paper="Robbins & Monro 1951; heavy-ball momentum (Polyak 1964); torch.optim.SGD",
     description="SGD with momentum (torch.optim.SGD), Nesterov optional",
     state_slots=1,
+    family="paper",
+    package="torch",
     hyperparameters=[
         lr_param(),
         Hyperparameter("momentum", kind=float, low=0.0, high=1.0, high_open=True, help="heavy-ball momentum"),
@@ -47,6 +49,8 @@ def make_sgd(param_groups, lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.
     paper="Kingma & Ba 2015 (Adam); Loshchilov & Hutter 2019 (decoupled weight decay, AdamW)",
     description="Adam (torch.optim.Adam / AdamW when decoupled_weight_decay)",
     state_slots=2,
+    family="paper",
+    package="torch",
     hyperparameters=[
         lr_param(),
         beta_param("beta1", help="first-moment decay"),

@@ -2,7 +2,8 @@
 
 Each function returns a matplotlib Figure, or None when the results hold nothing to draw; the
 caller turns it into an embedded PNG with `to_data_uri`. Every optimizer keeps one color (see
-palette.py); the paper's optimizers are drawn with thicker lines.
+palette.py); the paper's optimizers are drawn with thicker lines, the modern set (the registry's
+`family`) with dashed ones and '(modern)' in the legend.
 """
 
 from __future__ import annotations
@@ -47,7 +48,23 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _label(optimizer: str) -> str:
-    return plot_label(optimizer) + (" (paper)" if is_paper_optimizer(optimizer) else "")
+    tag = " (paper)" if is_paper_optimizer(optimizer) else " (modern)" if _is_modern(optimizer) else ""
+    return plot_label(optimizer) + tag
+
+
+@functools.lru_cache(maxsize=None)
+def _is_modern(optimizer: str) -> bool:
+    """In the registry's modern set; False for names it does not know (plugins of another session)."""
+    from nightbench.optimizers import get_spec
+
+    try:
+        return get_spec(optimizer).family == "modern"
+    except (KeyError, ValueError):
+        return False
+
+
+def _dashes(optimizer: str) -> str:
+    return "--" if _is_modern(optimizer) else "-"
 
 
 def _width(optimizer: str) -> float:
@@ -99,7 +116,7 @@ def _draw_lines(ax, frame: pd.DataFrame, value: str, colors: dict[str, str]) -> 
         few = group["step"].nunique() <= 25  # short runs: mark the points, a lone point has no line
         sns.lineplot(data=group, x="step", y=value, ax=ax, color=colors.get(str(optimizer)), estimator="mean",
                      errorbar="sd", linewidth=_width(str(optimizer)), label=_label(str(optimizer)),
-                     marker="o" if few else None, markersize=4, markeredgewidth=0)
+                     linestyle=_dashes(str(optimizer)), marker="o" if few else None, markersize=4, markeredgewidth=0)
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
@@ -172,7 +189,8 @@ def lr_sensitivity(runs: pd.DataFrame, suite: str, colors: dict[str, str]) -> Fi
         color = colors.get(str(optimizer))
         if len(ok):
             sns.lineplot(data=ok, x="lr", y="final_value", ax=ax, color=color, marker="o", estimator="mean",
-                         errorbar="sd", linewidth=_width(str(optimizer)), label=_label(str(optimizer)))
+                         errorbar="sd", linewidth=_width(str(optimizer)), label=_label(str(optimizer)),
+                         linestyle=_dashes(str(optimizer)))
         broken = group[group["status"].isin(BROKEN_STATES)]
         if len(broken):
             broken_any = True
@@ -209,7 +227,7 @@ def floor_vs_batch(sbv: pd.DataFrame, runs: pd.DataFrame, colors: dict[str, str]
             high = np.where(np.isnan(group["floor_max"]), mean, group["floor_max"])
             ax.errorbar(group["batch_size"], mean, yerr=[mean - low, high - mean], marker="o",
                         color=colors.get(str(optimizer)), linewidth=_width(str(optimizer)), capsize=3,
-                        label=_label(str(optimizer)))
+                        linestyle=_dashes(str(optimizer)), label=_label(str(optimizer)))
         here = summary[summary["problem"].astype(str) == problem]
         measure = plot_label(here["measure"].iloc[0]).replace("_", " ")
         ax.set(xscale="log", yscale="log", title=plot_label(problem), xlabel="batch size", ylabel=f"floor of {measure}")
@@ -261,7 +279,7 @@ def performance_profile(runs: pd.DataFrame, colors: dict[str, str]) -> Figure | 
         curve = profile_curve(ratios, tau_grid(ratios))
         for optimizer, group in sorted(curve.groupby("optimizer"), key=lambda item: str(item[0])):
             ax.step(group["tau"], group["fraction"], where="post", color=colors.get(str(optimizer)),
-                    linewidth=_width(str(optimizer)), label=_label(str(optimizer)))
+                    linewidth=_width(str(optimizer)), linestyle=_dashes(str(optimizer)), label=_label(str(optimizer)))
         ax.axvline(R_MAX, color="0.45", linestyle=":", linewidth=1)  # where the benchmark score's area ends
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="τ (factor of the best)",
                ylabel="fraction of suites",

@@ -23,6 +23,7 @@ from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers import plugin_errors
 from nightbench.optimizers.errors import InputError
 from nightbench.optimizers.search_space import describe as describe_space
+from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 
 from .arguments import plugin_options, run_options
 from .base import DEFAULT_PRESET
@@ -38,8 +39,12 @@ def _format_value(value) -> str:
 
 
 def list_optimizers(show_all: bool) -> None:
-    for name in optimizer_names():
+    shown_set = None
+    for name in sorted(optimizer_names(), key=lambda n: FAMILIES.index(get_spec(n).family)):  # grouped by set
         spec = get_spec(name)
+        if spec.family != shown_set:
+            shown_set = spec.family
+            print(f"== {spec.family} set ({FAMILY_HELP[spec.family]}; --optimizers {spec.family}) ==")
         flags = [f"state slots: {spec.state_slots if spec.state_slots is not None else '?'}"]
         if spec.needs_eval_swap:
             flags.append("evaluates at w_t (train/eval swap)")

@@ -10,6 +10,7 @@ micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumula
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import statistics
@@ -229,8 +230,9 @@ class Trainer:
         return metrics
 
     def _evaluation_weights(self):
-        """Context in which the model holds the weights to evaluate (w_t for swap-needing optimizers)."""
-        return evaluation_weights(self.optimizer)
+        """Context in which the model holds the weights to evaluate (w_t for swap-needing optimizers).
+        The registry's declaration decides, not whether the optimizer happens to have eval()/train()."""
+        return evaluation_weights(self.optimizer) if self.spec.needs_eval_swap else contextlib.nullcontext()
 
     def _track_target(self, step: int, metrics: dict) -> None:
         if self.target_value is None or self.state.steps_to_target is not None:

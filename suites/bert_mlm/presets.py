@@ -112,6 +112,21 @@ PAPER_DEFAULTS: dict[str, dict] = {
     "lars": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
     # No published BERT setting; 1e-2 with momentum 0.9 is an effective step of 0.1.
     "sgd": {"lr": 1e-2, "momentum": 0.9},
+    # The modern set (the tuning protocol tunes them). Muon with match_rms_adamw reuses AdamW's tuned
+    # lr and weight decay (Liu et al. 2025), here Devlin et al.'s.
+    "muon": {"lr": 1e-4, "weight_decay": 0.01, "momentum": 0.95, "adjust_lr_fn": "match_rms_adamw"},
+    # Chen et al. 2023: Lion's lr 3-10x smaller and weight decay 3-10x larger than AdamW's; their
+    # language-model runs use 3x smaller and 10x larger, with betas (0.95, 0.98).
+    "lion": {"lr": 3e-5, "beta1": 0.95, "beta2": 0.98, "weight_decay": 0.1},
+    # No published BERT setting for Signum: Lion's rule applied to Devlin et al.'s AdamW.
+    "signum": {"lr": 3e-5, "momentum": 0.9, "weight_decay": 0.1},
+    # Defazio et al. 2024: Schedule-Free AdamW takes a larger lr than scheduled AdamW (1-10x); 3x here.
+    "adamw_schedulefree": {"lr": 3e-4, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.01},
+    # Shazeer & Stern 2018 trained Transformers with relative steps min(1e-2, 1/sqrt(t)): torch's lr cap.
+    "adafactor": {"lr": 1e-2, "weight_decay": 0.01},
+    # SOAP is Adam in a rotated basis: Vyas et al. 2025 sweep its lr and decay around AdamW's; their
+    # betas (0.95, 0.95) and preconditioning every 10 steps.
+    "soap": {"lr": 1e-4, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.01, "precondition_frequency": 10},
 }
 
 # Small/ci (offline corpus, 2-layer BERT, a few hundred steps): picked by short runs here (issue note).
@@ -129,4 +144,11 @@ SMALL_DEFAULTS: dict[str, dict] = {
     "lamb": {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999},
     "lars": {"lr": 1.0, "momentum": 0.9},
     "sgd": {"lr": 0.1, "momentum": 0.9},
+    # The modern set: PAPER_DEFAULTS' rules applied to adam's small lr 1e-3 (no short runs; tuning tunes them).
+    "muon": {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.95, "adjust_lr_fn": "match_rms_adamw"},
+    "lion": {"lr": 3e-4, "beta1": 0.95, "beta2": 0.98},
+    "signum": {"lr": 3e-4, "momentum": 0.9},
+    "adamw_schedulefree": {"lr": 3e-3, "beta1": 0.9, "beta2": 0.999},
+    "adafactor": {"lr": 1e-2},
+    "soap": {"lr": 1e-3, "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.0},
 }

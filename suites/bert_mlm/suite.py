@@ -36,8 +36,11 @@ class BertMLMSuite(TrainingSuite):
         return {k: v for k, v in table[optimizer_name].items() if k.startswith("policy.") or k in declared}
 
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:
-        """Linear warmup, then linear decay to zero at the last step (Devlin et al.; the paper's NIGT too)."""
+        """Linear warmup, then linear decay to zero at the last step (Devlin et al.; the paper's NIGT too);
+        warmup then a constant lr for optimizers that replace the decay (Schedule-Free)."""
         warmup = min(int(config.get("warmup_steps") or 0), task.total_steps)
+        if get_spec(optimizer_name).constant_schedule:
+            return Schedule(kind="constant", total_steps=task.total_steps, warmup_steps=warmup)
         return Schedule(kind="poly", total_steps=task.total_steps, warmup_steps=warmup, power=1.0)
 
     def build(self, ctx: BuildContext) -> TrainingTask:

@@ -9,6 +9,10 @@ What the optimizer is handed depends on how DeepSpeed wraps it:
   flat     DeepSpeed's own bf16 weights at ZeRO 0 (or at ZeRO 1 with fp32 gradient accumulation):
            whole param groups flattened into one tensor: elementwise optimizers only.
 Everything else is refused before training, with the reason and what would work.
+
+The modern set: lion and signum are elementwise (every stage, bf16 weights too); muon (Newton-Schulz
+on whole matrices), adafactor (row and column statistics), soap (per-dimension preconditioners) and
+adamw_schedulefree (its train/eval swap is not declared safe on pieces) need whole tensors: ZeRO 0 with fp32 weights only.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def check_supported(spec: OptimizerSpec, optimizer: torch.optim.Optimizer, confi
                           "add --precision bf16 (or remove the bf16 section)")
     support = shard_support(optimizer)
     if support not in EXACT_FOR[view]:
-        raise ConfigError(_refusal(spec.name, support, stage, view))
+        raise ConfigError(_refusal(spec, support, stage, view))
     if view == "zero12" and support == NORM_HOOK:
         adapted_global = [g for g in optimizer.param_groups
                           if g.get("norm") == "global" and g.get("layer_adaptation", True)]
@@ -71,7 +75,11 @@ def check_supported(spec: OptimizerSpec, optimizer: torch.optim.Optimizer, confi
                           f"can pass on to the model only at ZeRO 0, 1 or 2 with fp32 weights; use one of those")
 
 
-def _refusal(name: str, support: str | None, stage: int, view: str) -> str:
+def _refusal(spec: OptimizerSpec, support: str | None, stage: int, view: str) -> str:
+    name = spec.name
+    if support is None and spec.family != "plugin":  # nightbench's own: known to need whole tensors
+        return (f"'{name}' computes each tensor's update from the whole tensor, which DeepSpeed hands the optimizer "
+                "only at ZeRO stage 0 with fp32 weights; run it with --zero-stage 0 and --precision fp32")
     if support is None:
         return (f"'{name}' does not declare how it behaves on sharded parameters (optimizers/sharding.py: "
                 "SHARDING = ELEMENTWISE or NORM_HOOK), so it may compute norms that shards would change; "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightbench.optimizers import get_spec, load_optimizer_file
-from nightbench.optimizers import names as optimizer_names
+from nightbench.optimizers import expand_names
 
 from ..base import DEFAULT_PRESET, TrainingSuite
 from ..catalog import get_suite, load_suite_file, suite_names
@@ -75,7 +75,7 @@ class BoardSettings:
         for path in suite_files:
             load_suite_file(path)
         suites = tuple(suites or suite_names())
-        optimizers = tuple(optimizers or optimizer_names())
+        optimizers = tuple(expand_names(optimizers or ["paper"]))  # set names (paper, modern, all) -> members
         for name in suites:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:
