@@ -6,4 +6,6 @@ builtin module is added here too. Everything else about a builtin (its state slo
 read from its registry entry.
 """
 
-BUILTINS = ("sgd", "adam", "lars", "lamb", "nsgd", "nsgd_momentum", "nigt", "nigt_adaptive")
+PAPER = ("sgd", "adam", "lars", "lamb", "nsgd", "nsgd_momentum", "nigt", "nigt_adaptive")  # the mission's eight
+MODERN = ("muon", "lion", "signum", "adamw_schedulefree", "adafactor", "soap")  # the 2026 baselines
+BUILTINS = PAPER + MODERN
