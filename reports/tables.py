@@ -81,6 +81,20 @@ def _interval_method(interval: Interval) -> str:
     return interval.method
 
 
+def _provenance(group: pd.DataFrame) -> str:
+    """Which protocol made a row's numbers, and where its settings came from: a shipped study (with
+    its budget), hand-picked defaults, or this board's own tuning (its search table gives the budget)."""
+    parts = []
+    for protocol in sorted(set(group["protocol"])):
+        runs = group[group["protocol"] == protocol]
+        if protocol == "final":
+            parts.append("final (tuned on this board: see its tuning table)")
+            continue
+        studies = sorted(set(runs["tuned_by"].dropna())) if "tuned_by" in runs else []
+        parts.append(f"{protocol} (tuned by {', '.join(studies)})" if studies else f"{protocol} (hand-picked defaults)")
+    return "; ".join(parts)
+
+
 def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
     """Per (preset, optimizer): final target metric mean and interval over seeds (stats.seed_interval),
     time to target, failures and divergences, hyperparameters and the protocol behind the numbers."""
@@ -102,7 +116,7 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
         rows.append({
             "suite": suite, "preset": preset, "optimizer": optimizer,
             "paper_optimizer": is_paper_optimizer(str(optimizer), str(group["paper"].iloc[0])),
-            "protocol": ", ".join(sorted(set(group["protocol"]))),
+            "protocol": ", ".join(sorted(set(group["protocol"]))), "provenance": _provenance(group),
             "runs": len(group), RunState.COMPLETED.value: len(completed),
             RunState.DIVERGED.value: int((group["status"] == RunState.DIVERGED).sum()),
             RunState.FAILED.value: int((group["status"] == RunState.FAILED).sum()),
@@ -133,7 +147,7 @@ def leaderboard(runs: pd.DataFrame, suite: str) -> Table | None:
     display = pd.DataFrame({
         "Optimizer": raw["optimizer"].astype(str),
         "Preset": raw["preset"].astype(str),
-        "Protocol": raw["protocol"],
+        "Protocol": raw["provenance"],
         "Runs": raw["runs"].map(fmt.integer),
         f"Final {metric}, mean [interval]": [fmt.mean_ci(r.mean, r.ci_low, r.ci_high, r.n)
                                              for r in raw.itertuples()],
