@@ -6,15 +6,14 @@
             Each study's best trial on the suite's validation metric (diverged or failed trials
             rank last); the median study's choice is rerun on the reporting seeds. The tuning
             record holds the space, every trial's values and result, and the choice.
-  grid      (--tune --tune-grid full|local) one run per learning rate of the optimizer's grid (the paper's 1e-5 ... 1 unless
-            its registry entry narrows it) on a separate tuning seed; the best lr on the suite's
-            validation metric is chosen (diverged or failed runs rank last) and written to a tuning
-            record (layout.tuning_record_path) ... At the paper preset the whole grid is tried; at
-            smaller presets (--tune-grid local) only the grid points within a factor 10 of the
-            suite's default lr, plus that default, so that tuning fits a CPU.
+  grid      (--tune --tune-grid full|local) one run per learning rate of the optimizer's grid (the
+            paper's 1e-5 ... 1 unless its registry entry narrows it) on the tuning seed; the best lr
+            on the validation metric (diverged or failed runs rank last) goes to the tuning record.
+            --tune-grid local keeps only the grid points within a factor 10 of the suite's default
+            lr, plus that default.
   barrier   the final stage is planned only once every tuning run has finished (also across a
             detached board that is started again).
-  final     ... and rerun on seeds 0..N-1 for the reported numbers.
+  final     the choice of each tuning rerun on the reporting seeds 0..N-1 (never the tuning seed).
 """
 
 from __future__ import annotations
@@ -46,10 +45,6 @@ def run_default(settings: BoardSettings, executor: Executor, *, wait: bool, echo
     return run_stage(executor, default_stage(settings), "board", wait=wait, echo=echo)
 
 
-def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
-    return (run_search if settings.search else run_grid)(settings, executor, wait=wait, echo=echo)
-
-
 def _barrier(runs, echo: Echo) -> bool:
     """Whether every tuning run has its result; a failed run has one (it ranks last)."""
     waiting = sum(read_summary(run.run_dir) is None for run in runs)
@@ -72,29 +67,6 @@ def plan_searches(settings: BoardSettings) -> tuple[list[Search], list[tuple[str
             except SearchSpaceError:
                 untunable.append((suite, optimizer))
     return searches, untunable
-
-
-def run_search(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
-    """The budgeted search's trials, the barrier, each choice recorded, then the final seeds."""
-    searches, untunable = plan_searches(settings)
-    for suite, optimizer in untunable:
-        echo(f"[tuning] {suite}/{optimizer}: its search space cannot be bound to its defaults; "
-             "its defaults are rerun on the final seeds")
-    runs = [run for search in searches for run in search.runs]
-    counts = run_stage(executor, runs, "tuning", wait=wait, echo=echo)
-    if not _barrier(runs, echo):
-        return counts
-    chosen = {}
-    for search in searches:
-        record = search_record(settings, search)
-        atomic_write_json(tuning_record_path(settings.results, settings.preset, search.suite, search.optimizer), record)
-        if record["chosen"] is None:
-            echo(f"[tuning] {search.suite}/{search.optimizer}: {record['reason']}; no final runs")
-            continue
-        echo(f"[tuning] {search.suite}/{search.optimizer}: chose trial {record['chosen']['trial']} "
-             f"({_values_text(record['chosen']['values'])})")
-        chosen[(search.suite, search.optimizer)] = record["chosen"]["overrides"]
-    return _add(counts, run_stage(executor, final_stage(settings, chosen, untunable), "final", wait=wait, echo=echo))
 
 
 def _values_text(values: dict) -> str:
@@ -137,26 +109,43 @@ def search_record(settings: BoardSettings, search: Search) -> dict:
     }
 
 
-def run_grid(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
-    """Tuning sweeps, the barrier, the best lr of each sweep recorded, then the final seeds."""
-    sweeps, untunable = tuning_stage(settings)
+def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo: Echo) -> dict[str, int]:
+    """Tuning (the budgeted search, or the lr grid), the barrier, each choice recorded, then the final seeds."""
+    if settings.search:
+        units, untunable = plan_searches(settings)
+        record_of, why = search_record, "its search space cannot be bound to its defaults"
+    else:
+        units, untunable = tuning_stage(settings)
+        record_of, why = tuning_record, "no positive 'lr' hyperparameter to tune"
     for suite, optimizer in untunable:
-        echo(f"[tuning] {suite}/{optimizer}: no positive 'lr' hyperparameter to tune; "
-             "its defaults are rerun on the final seeds")
-    runs = [run for sweep in sweeps for run in sweep.runs]
+        echo(f"[tuning] {suite}/{optimizer}: {why}; its defaults are rerun on the final seeds")
+    runs = [run for unit in units for run in unit.runs]
     counts = run_stage(executor, runs, "tuning", wait=wait, echo=echo)
     if not _barrier(runs, echo):
         return counts
-    best_lrs = {}
-    for sweep in sweeps:
-        record = tuning_record(settings, sweep)
-        atomic_write_json(tuning_record_path(settings.results, settings.preset, sweep.suite, sweep.optimizer), record)
-        if record["best_lr"] is None:
-            echo(f"[tuning] {sweep.suite}/{sweep.optimizer}: {record['reason']}; no final runs")
+    chosen = {}
+    for unit in units:
+        record = record_of(settings, unit)
+        atomic_write_json(tuning_record_path(settings.results, settings.preset, unit.suite, unit.optimizer), record)
+        overrides, said = _choice(record)
+        if overrides is None:
+            echo(f"[tuning] {unit.suite}/{unit.optimizer}: {record['reason']}; no final runs")
             continue
-        echo(f"[tuning] {sweep.suite}/{sweep.optimizer}: best lr {record['best_lr']}")
-        best_lrs[(sweep.suite, sweep.optimizer)] = {"lr": record["best_lr"]}
-    return _add(counts, run_stage(executor, final_stage(settings, best_lrs, untunable), "final", wait=wait, echo=echo))
+        echo(f"[tuning] {unit.suite}/{unit.optimizer}: {said}")
+        chosen[(unit.suite, unit.optimizer)] = overrides
+    return _add(counts, run_stage(executor, final_stage(settings, chosen, untunable), "final", wait=wait, echo=echo))
+
+
+def _choice(record: dict) -> tuple[dict | None, str]:
+    """The settings a tuning record chose for the final runs (None: none), and how the board says it."""
+    if record["protocol"] == "search":
+        chosen = record["chosen"]
+        if chosen is None:
+            return None, ""
+        return chosen["overrides"], f"chose trial {chosen['trial']} ({_values_text(chosen['values'])})"
+    if record["best_lr"] is None:
+        return None, ""
+    return {"lr": record["best_lr"]}, f"best lr {record['best_lr']}"
 
 
 def _recorded_status(run: RunPlan) -> RunState:
