@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ._base import run_closure
 from .hyperparams import beta_param, lr_param, weight_decay_param
 from .registry import register_optimizer
 from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, SECOND_MOMENT, WARMUP, WARMUP_FRACTION
@@ -46,10 +47,7 @@ class Lion(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             lr, beta1, beta2, decay = group["lr"], group["beta1"], group["beta2"], group["weight_decay"]
             for p in group["params"]:

@@ -27,6 +27,7 @@ import torch
 from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, EPS as NS_EPS, muon
 from torch.optim.adam import adam
 
+from ._base import run_closure
 from .hyperparams import Hyperparameter, beta_param, eps_param, lr_param, weight_decay_param
 from .registry import register_optimizer
 from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, SECOND_MOMENT, WARMUP, WARMUP_FRACTION
@@ -73,10 +74,7 @@ class MuonWithAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             if group["hidden_matrix"]:
                 self._muon_group(group)

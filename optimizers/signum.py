@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ._base import run_closure
 from .hyperparams import beta_param, lr_param, weight_decay_param
 from .registry import register_optimizer
 from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, WARMUP, WARMUP_FRACTION
@@ -43,10 +44,7 @@ class Signum(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             lr, beta, decay = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:

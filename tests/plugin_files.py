@@ -1,4 +1,4 @@
-"""The source of a user's one-file optimizer plugin (the README's SignSGD), for tests that add one."""
+"""The sources of one-file plugins (the README's SignSGD, an optimizer that always diverges, a suite) for tests."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ def sign_sgd_plugin(name: str, lr: float) -> str:
                     for p in group["params"]:
                         if p.grad is not None:
                             p.add_(p.grad.sign(), alpha=-group["lr"])
+    ''')
+
+
+def always_nan_plugin(name: str) -> str:
+    """A plugin file registering, under `name`, an optimizer that sets every weight to NaN (every run diverges)."""
+    return textwrap.dedent(f'''
+        import torch
+        from nightbench.optimizers import register_optimizer
+
+        @register_optimizer("{name}")
+        class AlwaysNaN(torch.optim.Optimizer):
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, dict(lr=lr))
+
+            @torch.no_grad()
+            def step(self, closure=None):
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.fill_(float("nan"))
     ''')
 
 

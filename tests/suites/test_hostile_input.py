@@ -23,6 +23,8 @@ from nightbench.suites.cli import main
 from nightbench.suites.leaderboard.executor import Executor
 from nightbench.suites.leaderboard.slurm_queue import SqueueError
 
+from tests.plugin_files import always_nan_plugin
+
 REPO = Path(__file__).resolve().parents[2]
 TOY_FILE = REPO / "tests" / "suites" / "toy_suite.py"
 TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
@@ -162,26 +164,11 @@ def test_a_non_ascii_results_path_under_lc_all_c_runs_and_is_reported(tmp_path):
 
 
 # --- also: a small_batch_variance run whose every unit diverged -------------------------------------------------
-NAN_OPTIMIZER = '''
-import torch
-from nightbench.optimizers import register_optimizer
-
-@register_optimizer("always_nan_cli")
-class AlwaysNaN(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.1):
-        super().__init__(params, dict(lr=lr))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.fill_(float("nan"))
-'''
 
 
 def test_an_experiment_whose_every_unit_diverged_prints_no_stray_none(tmp_path, capsys):
     plugin = tmp_path / "nan_opt.py"
-    plugin.write_text(NAN_OPTIMIZER)
+    plugin.write_text(always_nan_plugin("always_nan_cli"))
     try:
         code = main(["run", "--suite", "small_batch_variance", "--optimizer", "always_nan_cli", "--preset", "ci",
                      "--optimizer-file", str(plugin), "--results", str(tmp_path / "r"), "--quiet"])

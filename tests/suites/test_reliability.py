@@ -22,6 +22,8 @@ from nightbench.suites.engine import RunRequest, execute_run
 from nightbench.suites.run_dir import read_metrics
 from nightbench.suites.summary import read_summary
 
+from tests.plugin_files import always_nan_plugin
+
 REPO = Path(__file__).resolve().parents[2]
 TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
 
@@ -179,26 +181,11 @@ def test_a_bug_exits_1_with_one_line_and_a_traceback_file(toy_suite, tmp_path, c
 
 
 # --- class 8: an experiment whose every unit diverged; the first record after a resume ----------------------------
-NAN_OPTIMIZER = '''
-import torch
-from nightbench.optimizers import register_optimizer
-
-@register_optimizer("always_nan")
-class AlwaysNaN(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.1):
-        super().__init__(params, dict(lr=lr))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.fill_(float("nan"))
-'''
 
 
 def test_an_experiment_whose_every_unit_diverged_is_recorded_as_diverged(tmp_path):
     plugin = tmp_path / "nan_opt.py"
-    plugin.write_text(NAN_OPTIMIZER)
+    plugin.write_text(always_nan_plugin("always_nan"))
     try:
         outcome = execute_run(RunRequest(suite="small_batch_variance", optimizer="always_nan", preset="ci",
                                          results_root=str(tmp_path), optimizer_files=[str(plugin)], progress=False))
