@@ -186,7 +186,7 @@ def test_an_experiment_whose_every_unit_diverged_prints_no_stray_none(tmp_path, 
         code = main(["run", "--suite", "small_batch_variance", "--optimizer", "always_nan_cli", "--preset", "ci",
                      "--optimizer-file", str(plugin), "--results", str(tmp_path / "r"), "--quiet"])
     finally:
-        optimizer_registry._REGISTRY.pop("always_nan_cli", None)
+        optimizer_registry.REGISTRY.entries.pop("always_nan_cli", None)
     out, err = capsys.readouterr()
     assert code == 1 and out.startswith("diverged:")
     assert "None" not in (out + err).split(), out + err
