@@ -63,14 +63,21 @@ class Registry(Generic[T]):
     def add(self, name: str, entry: T, source: str | None = None) -> None:
         """Register `entry` (into the staging table while a plugin is staged); a name taken by another source fails."""
         source = self.source if source is None else source
-        table = self.entries if self._staging is None else self._staging
-        if name in self.entries or name in table:
-            existing = self.sources.get(name, BUILTIN) if name in self.entries else self.source
-            if existing != source:
-                raise self.error(self.conflict.format(name=name, source=source, existing=existing))
-        table[name] = entry
-        if table is self.entries:
-            self.sources[name] = source
+        self._check_free(name, source)
+        if self._staging is not None:
+            self._staging[name] = entry
+        else:
+            self.entries[name], self.sources[name] = entry, source
+
+    def _check_free(self, name: str, source: str) -> None:
+        if name in self.entries:
+            existing = self.sources.get(name, BUILTIN)
+        elif self._staging is not None and name in self._staging:
+            existing = self.source
+        else:
+            return
+        if existing != source:
+            raise self.error(self.conflict.format(name=name, source=source, existing=existing))
 
     @contextmanager
     def staged(self, source: str) -> Iterator[dict[str, T]]:
@@ -84,8 +91,9 @@ class Registry(Generic[T]):
         self._staging, self.source = {}, source
         try:
             yield self._staging
-            staged = self._staging
-            self._staging = None
+            staged, self._staging = self._staging, None
+            for name in staged:  # all checked before any is committed
+                self._check_free(name, source)
             for name, entry in staged.items():
                 self.add(name, entry, source)
             self.errors.pop(source, None)

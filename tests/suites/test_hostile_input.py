@@ -31,9 +31,8 @@ TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
 @pytest.fixture
 def clean_catalog(monkeypatch):
     """Suites a test adds to the catalog are gone after it."""
-    monkeypatch.setattr(catalog, "SUITE_MODULES", dict(catalog.SUITE_MODULES))
-    monkeypatch.setattr(catalog, "_FILES", {})
-    monkeypatch.setitem(catalog.SUITE_MODULES, "toy", "tests.suites.toy_suite")
+    monkeypatch.setattr(catalog, "CATALOG", catalog.CATALOG.copy())
+    monkeypatch.setitem(catalog.CATALOG.entries, "toy", "tests.suites.toy_suite")
 
 
 def _files_under(folder: Path) -> list[Path]:
