@@ -41,7 +41,7 @@ class NightbenchOptimizer(KeepsAttachedConfig, torch.optim.Optimizer):
     runs it too. Every group gets `layer_adaptation` (True unless the param-group policy says not).
     """
 
-    NAME = ""
+    NAME = ""  # set by @register_optimizer to the registered name
     HYPERPARAMETERS: tuple[Hyperparameter, ...] = ()
     CPU_FOREACH = False  # the body `foreach=None` picks on CPU (a subclass may choose the other)
 

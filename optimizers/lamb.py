@@ -78,7 +78,6 @@ class Lamb(NightbenchOptimizer):
     transient copy of the bucket), the norms and ratios on the device, one foreach update.
     """
 
-    NAME = "lamb"
     SHARDING = NORM_HOOK  # on ZeRO pieces, ||w|| and ||u|| are summed per layer over the ranks
 
     def __init__(

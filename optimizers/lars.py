@@ -71,7 +71,6 @@ class Lars(NightbenchOptimizer):
     them per layer over the ranks in one all-reduce, then steps.
     """
 
-    NAME = "lars"
     SHARDING = NORM_HOOK  # on ZeRO pieces, ||w|| and ||g|| are summed per layer over the ranks
 
     def __init__(

@@ -239,7 +239,6 @@ class NIGT(LeanNIGT):
     the gradient at x_t. Tensors without a gradient are skipped (they keep their state).
     """
 
-    NAME = "nigt"
     SHARDING = NORM_HOOK  # norms go through sharding.whole_norms: exact on ZeRO pieces
 
     def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",

@@ -93,8 +93,6 @@ class NIGTAdaptive(LeanNIGT):
     no-ops. alpha_t is capped at 1. `lr` scales the step, not eta_t inside alpha_t. Swap as in nigt.
     """
 
-    NAME = "nigt_adaptive"
-
     def __init__(self, params: Any, lr: float = 1.0, C: float = 0.0, g: float = 0.0,
                  momentum_from_mean: bool = False, norm: str = "layer", weight_norm_scaling: bool = False,
                  weight_decay: float = 0.0, *, foreach: bool | None = None) -> None:

@@ -167,8 +167,6 @@ class NSGD(_NormalizedStep):
     with weight decay, one param group at a time).
     """
 
-    NAME = "nsgd"
-
     def __init__(self, params: Any, lr: float = 0.01, norm: str = "layer", weight_norm_scaling: bool = False,
                  weight_decay: float = 0.0, *, foreach: bool | None = None) -> None:
         super().__init__(params, dict(lr=lr, norm=norm, weight_norm_scaling=weight_norm_scaling,
@@ -190,7 +188,6 @@ class NSGDMomentum(_NormalizedStep):
     beta = 0 gives nsgd (with a buffer). Zero momentum gives a zero step.
     """
 
-    NAME = "nsgd_momentum"
     MOMENTUM = True
 
     def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, norm: str = "layer",

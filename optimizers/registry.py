@@ -6,13 +6,15 @@
 3. A user's file passed on the command line (`--optimizer-file my_opt.py`) is imported and its
    decorators register into the same table.
 
-A plugin that fails to import is reported by name (see `plugin_errors()`), and the rest of the
-registry stays usable. Every optimizer of timm's own registry is reachable as `timm:<name>`.
+All three fill `REGISTRY`, a plugin_registry.Registry (the suites' catalog is another). Every
+public module of this package is imported on first use; those that register something are the
+builtin optimizers, so adding one is adding its module (a module that fails to import is a bug and
+raises). A plugin that fails to import is reported by name (see `plugin_errors()`), and the rest of
+the registry stays usable. Every optimizer of timm's own registry is reachable as `timm:<name>`.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import pkgutil
@@ -29,14 +31,12 @@ from .attached_config import attach_config
 from .errors import InputError
 from .hyperparams import Check, Hyperparameter, with_signature_defaults
 from .param_groups import ParamGroupPolicy, ParamsLike
+from .plugin_registry import BUILTIN, Registry
 from .search_space import Distribution, check_space
 from .spec import FAMILIES, PAPER_LR_GRID, OptimizerSpec, UnknownOptimizerError
 from .timm_bridge import timm_names, timm_spec
 
 ENTRY_POINT_GROUP = "nightbench.optimizers"
-# Package modules that hold infrastructure, not optimizers; skipped by the auto-import.
-_INFRASTRUCTURE_MODULES = {"registry", "hyperparams", "param_groups", "schedules", "swap", "timm_bridge", "memory",
-                           "sharding", "spec", "errors", "attached_config", "finite", "search_space"}
 # The tiny tensors a plugin's optimizer is built on when it loads: a matrix and a vector, so that
 # the param-group policy makes both of its groups.
 _PROBE_SHAPES = ((2, 2), (2,))
@@ -46,14 +46,11 @@ class PluginError(InputError, RuntimeError):
     """A plugin file or entry point that could not be imported or registered."""
 
 
-
-_REGISTRY: dict[str, OptimizerSpec] = {}
-_PLUGIN_ERRORS: dict[str, str] = {}
-_LOADED = False
-# While a plugin file or entry point is being imported, its registrations are staged here and
-# committed only if the whole import succeeds, so a half-imported plugin leaves nothing behind.
-_staging: dict[str, OptimizerSpec] | None = None
-_current_source = "builtin"
+REGISTRY: Registry[OptimizerSpec] = Registry(
+    "optimizer", error=PluginError, unknown_error=UnknownOptimizerError,
+    conflict="optimizer name '{name}' from {source} is already registered by {existing}; choose another name",
+    known_suffix=" (and timm:<name> for any of timm's; see `nightbench list optimizers --all`)",
+)
 
 
 def register_optimizer(
@@ -84,7 +81,8 @@ def register_optimizer(
     `search_space` maps hyperparameters (and `warmup_fraction`) to the distributions the tuning
     protocol draws from (see search_space.py); without it the optimizer is tuned over lr alone.
     `family` is its optimizer set (spec.FAMILIES; plugins are 'plugin'), `package` the distribution
-    that implements its update ('': the registering module's top-level package).
+    that implements its update ('': the registering module's top-level package). A class gets
+    `name` as its `NAME` (its error messages use it).
     """
     if not isinstance(name, str) or not name or name.startswith("timm:"):
         raise ValueError(f"invalid optimizer name {name!r}: expected a non-empty string not starting with 'timm:'")
@@ -97,8 +95,10 @@ def register_optimizer(
         target = obj.__init__ if inspect.isclass(obj) else obj
         declared = with_signature_defaults(target, hyperparameters)
         cross_check = check if check is not None else getattr(obj, "check_hyperparameters", None)
-        if inspect.isclass(obj) and hyperparameters is not None:
-            obj.HYPERPARAMETERS = declared
+        if inspect.isclass(obj):
+            obj.NAME = name
+            if hyperparameters is not None:
+                obj.HYPERPARAMETERS = declared
         if "lr" not in {h.name for h in declared}:
             raise ValueError(f"optimizer '{name}' must declare an 'lr' hyperparameter (every suite sets it)")
         space = None if search_space is None else check_space(search_space, {h.name: h for h in declared}, name)
@@ -113,7 +113,7 @@ def register_optimizer(
             needs_eval_swap=needs_eval_swap,
             gradients_per_step=gradients_per_step,
             lr_grid=tuple(lr_grid),
-            source=_current_source,
+            source=REGISTRY.source,
             check=cross_check,
             search_space=space,
             family=family,
@@ -130,42 +130,24 @@ def register_optimizer(
 
 def register_spec(spec: OptimizerSpec) -> OptimizerSpec:
     """Register a ready-made spec (for entry points that prefer data to decorators)."""
-    _add(replace(spec, source=_current_source) if spec.source == "builtin" else spec)
+    _add(replace(spec, source=REGISTRY.source) if spec.source == BUILTIN else spec)
     return spec
 
 
 def _add(spec: OptimizerSpec) -> None:
-    table = _staging if _staging is not None else _REGISTRY
-    existing = _REGISTRY.get(spec.name) or table.get(spec.name)
-    if existing is not None and existing.source != spec.source:
-        raise PluginError(
-            f"optimizer name '{spec.name}' from {spec.source} is already registered by {existing.source}; "
-            "choose another name"
-        )
-    table[spec.name] = spec
+    REGISTRY.add(spec.name, spec, spec.source)
 
 
 def _import_as_plugin(source: str, do_import: Callable[[], Any]) -> Any:
-    """Run an import with staged registration; commit on success, record the error on failure."""
-    global _staging, _current_source
-    _staging, _current_source = {}, source
+    """Run a plugin's import staged: committed if it and the probe of what it registers succeed."""
     try:
-        result = do_import()
-        for spec in _staging.values():
-            if spec.name in _REGISTRY and _REGISTRY[spec.name].source != spec.source:
-                raise PluginError(f"optimizer name '{spec.name}' is already registered by {_REGISTRY[spec.name].source}")
-            if not source.startswith(f"module {__package__}."):
+        with REGISTRY.staged(source) as staged:
+            result = do_import()
+            for spec in staged.values():
                 probe(spec)
-        _REGISTRY.update(_staging)
-        _PLUGIN_ERRORS.pop(source, None)
         return result
     except (Exception, SystemExit) as exc:  # any import failure, even sys.exit(): report it by name, keep the others
-        reason = f"it called sys.exit({exc.code!r}) while being imported" if isinstance(exc, SystemExit) \
-            else f"{type(exc).__name__}: {exc}"
-        _PLUGIN_ERRORS[source] = reason
-        raise PluginError(f"could not load optimizer plugin {source}: {reason}") from exc
-    finally:
-        _staging, _current_source = None, "builtin"
+        raise PluginError(f"could not load optimizer plugin {source}: {REGISTRY.errors[source]}") from exc
 
 
 def probe(spec: OptimizerSpec) -> None:
@@ -194,21 +176,21 @@ def probe(spec: OptimizerSpec) -> None:
 
 
 def _load_builtins() -> None:
+    """Import every public module of the package; the optimizer modules register as they load.
+
+    Importing the helper modules too costs nothing (the registry imports most of them anyway), and
+    spares a hand-kept list of which modules are not optimizers. A module that fails is a bug.
+    """
     package = sys.modules[__package__]
     for info in pkgutil.iter_modules(package.__path__):
-        if info.name in _INFRASTRUCTURE_MODULES or info.name.startswith("_"):
-            continue
         module_name = f"{__package__}.{info.name}"
-        if module_name in sys.modules:
+        if info.name.startswith("_") or module_name in sys.modules:
             continue
         try:
-            _import_as_plugin(f"module {module_name}", lambda: importlib.import_module(module_name))
-        except PluginError as exc:
-            warnings.warn(str(exc), stacklevel=3)
-    # Decorators inside the package register as builtin, whatever source was current.
-    for name, spec in list(_REGISTRY.items()):
-        if spec.source.startswith(f"module {__package__}."):
-            _REGISTRY[name] = replace(spec, source="builtin")
+            importlib.import_module(module_name)
+        except Exception as exc:
+            raise ImportError(f"builtin optimizer module {module_name} failed to import: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 def load_entry_points() -> None:
@@ -240,38 +222,42 @@ def load_optimizer_file(path: str | Path) -> list[str]:
     path = Path(path).expanduser().resolve()
     source = f"file {path}"
     if not path.is_file():
-        _PLUGIN_ERRORS[source] = "file not found"
+        REGISTRY.errors[source] = "file not found"
         raise PluginError(f"optimizer file not found: {path}")
-    before = set(_REGISTRY)
+    before = set(REGISTRY.entries)
 
     def do_import():
         module = import_user_file(path, "nightbench_user_plugin")
-        if not _staging and not any(s.source == source for s in _REGISTRY.values()):
+        if not REGISTRY.staged_names() and not REGISTRY.names_from(source):
             raise PluginError(f"{path} registers no optimizer: decorate a class with @register_optimizer('name')")
         return module
 
     _import_as_plugin(source, do_import)
-    return sorted(set(_REGISTRY) - before) or sorted(n for n, s in _REGISTRY.items() if s.source == source)
+    return sorted(set(REGISTRY.entries) - before) or sorted(REGISTRY.names_from(source))
 
 
 def _ensure_loaded() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
+    if REGISTRY.loaded:
+        return
+    REGISTRY.loaded = True  # first, so that a module that asks for names while it loads does not recurse
+    try:
         _load_builtins()
-        load_entry_points()
+    except BaseException:
+        REGISTRY.loaded = False  # every later use fails the same way
+        raise
+    load_entry_points()
 
 
 def plugin_errors() -> dict[str, str]:
-    """Plugins (files, entry points, modules) that failed to load, with the reason."""
+    """Plugins (files, entry points) that failed to load, with the reason."""
     _ensure_loaded()
-    return dict(_PLUGIN_ERRORS)
+    return dict(REGISTRY.errors)
 
 
 def names(include_timm: bool = False) -> list[str]:
     """Registered names, builtins first in registration order, then plugins; optionally timm's."""
     _ensure_loaded()
-    out = list(_REGISTRY)
+    out = list(REGISTRY.entries)
     if include_timm:
         out += [f"timm:{n}" for n in timm_names()]
     return out
@@ -288,9 +274,9 @@ def expand_names(requested: list[str] | tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for name in requested:
         if name == ALL_SET:
-            out += list(_REGISTRY)
+            out += list(REGISTRY.entries)
         elif name in FAMILIES:
-            out += [n for n, spec in _REGISTRY.items() if spec.family == name]
+            out += [n for n, spec in REGISTRY.entries.items() if spec.family == name]
         else:
             out.append(name)
     return out
@@ -298,23 +284,15 @@ def expand_names(requested: list[str] | tuple[str, ...]) -> list[str]:
 
 def specs() -> list[OptimizerSpec]:
     _ensure_loaded()
-    return list(_REGISTRY.values())
+    return list(REGISTRY.entries.values())
 
 
 def get_spec(name: str) -> OptimizerSpec:
     """The spec for `name`; unknown names fail with the known names and the closest match."""
     _ensure_loaded()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if isinstance(name, str) and name.startswith("timm:"):
+    if isinstance(name, str) and name.startswith("timm:") and name not in REGISTRY.entries:
         return timm_spec(name[len("timm:"):])
-    known = list(_REGISTRY)
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UnknownOptimizerError(
-        f"unknown optimizer '{name}'.{hint} Known optimizers: {', '.join(known)} "
-        "(and timm:<name> for any of timm's; see `nightbench list optimizers --all`)"
-    )
+    return REGISTRY.get(name)
 
 
 def create(

@@ -12,9 +12,9 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .errors import InputError
 from .hyperparams import Check, Hyperparameter, HyperparameterError, resolve
 from .param_groups import HIDDEN_MATRIX_RULE
+from .plugin_registry import UnknownNameError
 from .search_space import FALLBACK_SPACE, Distribution, describe
 
 PAPER_LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # Section 5: the paper's eta_0 grid
@@ -28,11 +28,8 @@ FAMILY_HELP = {"paper": "the mission's eight, the default board", "modern": "the
                "plugin": "registered from outside nightbench"}
 
 
-class UnknownOptimizerError(InputError, KeyError):
+class UnknownOptimizerError(UnknownNameError):
     """An optimizer name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@
   TrainingSuite / ExperimentSuite subclass it defines) joins the catalog.
 * An installed package's entry point in the group `nightbench.suites`, naming a module that
   defines `SUITE` (or the suite object itself).
-Suites are imported lazily (BERT and timm imports are slow; `list` stays fast).
+Suites are imported lazily (BERT and timm imports are slow; `list` stays fast). The catalog is a
+plugin_registry.Registry, the mechanism the optimizers use: name -> the module that defines
+`SUITE`, or the suite itself (from a file or entry point).
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from nightbench.optimizers._user_files import import_user_file
 from nightbench.optimizers.errors import InputError
+from nightbench.optimizers.plugin_registry import Registry, UnknownNameError
 
 from .base import ExperimentSuite, Suite, TrainingSuite
 
@@ -32,19 +34,18 @@ def _builtin_modules() -> dict[str, str]:
             for folder in sorted(here.iterdir()) if (folder / ENTRY_FILE).is_file()}
 
 
-# name -> the module that defines `SUITE`, or the suite itself (from a file or entry point)
-SUITE_MODULES: dict[str, str | Suite] = _builtin_modules()
-_FILES: dict[Path, list[str]] = {}  # suite files already loaded -> the names they defined
-_ENTRY_POINTS_READ = False
-
-
-class UnknownSuiteError(InputError, KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownSuiteError(UnknownNameError):
+    """A suite name that is not in the catalog."""
 
 
 class SuitePluginError(InputError):
     """A suite file or entry point that cannot be used (missing, fails to import, defines no suite)."""
+
+
+CATALOG: Registry[str | Suite] = Registry("suite", error=SuitePluginError, unknown_error=UnknownSuiteError,
+                                          conflict="{source}: the suite name '{name}' is taken; rename the suite")
+for _name, _module in _builtin_modules().items():
+    CATALOG.add(_name, _module)
 
 
 def _check_suite(obj: Any, source: str) -> Suite:
@@ -85,18 +86,15 @@ def _suites_in(module: Any, source: str) -> list[Suite]:
     return [_check_suite(suite, source) for suite in found]
 
 
-def _add(suites: list[Suite], source: str) -> list[str]:
+def _add(suites: list[Suite], source: str) -> None:
+    """Stage a plugin's suites (called inside CATALOG.staged(source))."""
     names = [suite.name for suite in suites]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise SuitePluginError(f"{source} defines {len(names)} suites, several named {', '.join(map(repr, twice))}; "
                                "give each suite its own name")
     for suite in suites:
-        if suite.name in SUITE_MODULES:
-            raise SuitePluginError(f"{source}: the suite name '{suite.name}' is taken; rename the suite")
-    for suite in suites:
-        SUITE_MODULES[suite.name] = suite
-    return [s.name for s in suites]
+        CATALOG.add(suite.name, suite)
 
 
 def load_suite_file(path: str | Path) -> list[str]:
@@ -105,45 +103,42 @@ def load_suite_file(path: str | Path) -> list[str]:
     source = f"suite file {path}"
     if not path.is_file():
         raise SuitePluginError(f"suite file not found: {path}")
-    if path in _FILES:
-        return _FILES[path]
-    try:
-        module = import_user_file(path, "nightbench_user_suite")
-    except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not end nightbench
-        raise SuitePluginError(f"{source} failed to import: {type(exc).__name__}: {exc}") from None
-    _FILES[path] = _add(_suites_in(module, source), source)
-    return _FILES[path]
+    if CATALOG.names_from(source):
+        return CATALOG.names_from(source)
+    with CATALOG.staged(source):
+        try:
+            module = import_user_file(path, "nightbench_user_suite")
+        except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not end nightbench
+            raise SuitePluginError(f"{source} failed to import: {type(exc).__name__}: {exc}") from None
+        _add(_suites_in(module, source), source)
+    return CATALOG.names_from(source)
 
 
 def _read_entry_points() -> None:
-    global _ENTRY_POINTS_READ
-    if _ENTRY_POINTS_READ:
+    if CATALOG.loaded:
         return
-    _ENTRY_POINTS_READ = True
+    CATALOG.loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         source = f"entry point '{ep.name}' ({ep.value})"
         try:
-            obj = ep.load()
-            _add(_suites_in(obj, source) if not isinstance(obj, Suite) else [_check_suite(obj, source)], source)
+            with CATALOG.staged(source):
+                obj = ep.load()
+                _add(_suites_in(obj, source) if not isinstance(obj, Suite) else [_check_suite(obj, source)], source)
         except (Exception, SystemExit) as exc:  # one broken package must not hide the other suites
             warnings.warn(f"could not load suites from {source}: {exc}", stacklevel=2)
 
 
 def suite_names() -> list[str]:
     _read_entry_points()
-    return list(SUITE_MODULES)
+    return list(CATALOG.entries)
 
 
 def get_suite(name: str) -> Suite:
     """The suite object; unknown names fail with the known ones and the closest match."""
     _read_entry_points()
-    if name not in SUITE_MODULES:
-        close = difflib.get_close_matches(str(name), list(SUITE_MODULES), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UnknownSuiteError(f"unknown suite '{name}'.{hint} Known suites: {', '.join(SUITE_MODULES)}")
-    where = SUITE_MODULES[name]
+    where = CATALOG.get(name)
     if isinstance(where, Suite):
         return where
     return _check_suite(importlib.import_module(where).SUITE, f"module {where}")

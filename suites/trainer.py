@@ -15,7 +15,7 @@ import math
 import random
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,28 @@ class Diverged(Exception):
 
 
 @dataclass
+class IntervalStats:
+    """The logging interval in progress: sums over its steps, flushed into one 'train' record."""
+
+    steps: int = 0
+    time: float = 0.0
+    loss: float = 0.0
+    data: float = 0.0
+
+    def add(self, step_time: float, loss: float, data_wait: float) -> None:
+        self.steps += 1
+        self.time += step_time
+        self.loss += loss
+        self.data += data_wait
+
+    def flush(self) -> dict[str, float]:
+        """The interval's means (loss, step_time, data_wait); the interval starts again empty."""
+        means = {"loss": self.loss / self.steps, "step_time": self.time / self.steps, "data_wait": self.data / self.steps}
+        self.steps, self.time, self.loss, self.data = 0, 0.0, 0.0, 0.0
+        return means
+
+
+@dataclass
 class TrainingState:
     """Bookkeeping that must survive a resume (saved in every checkpoint)."""
 
@@ -55,10 +77,18 @@ class TrainingState:
     last_eval: dict[str, float] = field(default_factory=dict)
     # The logging interval in progress, so that a resumed run's first 'train' record averages the
     # same steps an uninterrupted run's does (a checkpoint can fall inside an interval).
-    interval_steps: int = 0
-    interval_time: float = 0.0
-    interval_loss: float = 0.0
-    interval_data: float = 0.0
+    interval: IntervalStats = field(default_factory=IntervalStats)
+
+    def to_dict(self) -> dict:
+        """Plain values for a checkpoint; the interval is saved flat (interval_steps, ...), as it always was."""
+        saved = {key: value for key, value in self.__dict__.items() if key != "interval"}
+        return {**saved, **{f"interval_{f.name}": getattr(self.interval, f.name) for f in fields(IntervalStats)}}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> TrainingState:
+        saved = dict(saved)
+        interval = {f.name: saved.pop(f"interval_{f.name}") for f in fields(IntervalStats) if f"interval_{f.name}" in saved}
+        return cls(**saved, interval=IntervalStats(**interval))
 
 
 def seed_everything(seed: int) -> None:
@@ -125,11 +155,6 @@ class Trainer:
         return MetricsLog(self.run_dir / METRICS_FILE)
 
     # --- checkpoints -------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        """The latest checkpoint (the store keeps the one before it beside it)."""
-        return CheckpointStore(self.run_dir).latest
-
     def elapsed(self) -> float:
         return self.state.elapsed + (time.monotonic() - self._session_start)
 
@@ -139,7 +164,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": _rng_state(),
-            "state": {**self.state.__dict__, "elapsed": self.elapsed()},
+            "state": {**self.state.to_dict(), "elapsed": self.elapsed()},
             "metrics_offset": self.log.offset(),  # this checkpoint's own: a resume from it replays what follows
         })
 
@@ -154,7 +179,7 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         _set_rng_state(payload["rng"])
-        self.state = TrainingState(**payload["state"])
+        self.state = TrainingState.from_dict(payload["state"])
         self.log.truncate(payload["metrics_offset"])
         self._session_start = time.monotonic()
         return True
@@ -276,20 +301,14 @@ class Trainer:
                     raise Diverged(state.step, "the training loss" if not math.isfinite(loss) else "a parameter")
                 state.step_time_total += step_time
                 state.data_wait_total += t_data
-                state.interval_time += step_time
-                state.interval_steps += 1
-                state.interval_loss += loss
-                state.interval_data += t_data
+                state.interval.add(step_time, loss, t_data)
                 progress.update(1, loss=loss, **{f"{task.examples_name}/s": task.global_batch_size / step_time})
                 if state.step % log_every == 0 or state.step == task.total_steps:
-                    steps = state.interval_steps
-                    state.interval_step_times.append(state.interval_time / steps)
-                    self.log.append({
-                        "kind": "train", "step": state.step, "time": self.elapsed(), "loss": state.interval_loss / steps,
-                        "lr": lr, "step_time": state.interval_time / steps, "data_wait": state.interval_data / steps,
-                        "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None,
-                    })
-                    state.interval_steps, state.interval_time, state.interval_loss, state.interval_data = 0, 0.0, 0.0, 0.0
+                    means = state.interval.flush()
+                    state.interval_step_times.append(means["step_time"])
+                    self.log.append({"kind": "train", "step": state.step, "time": self.elapsed(), "loss": means["loss"],
+                                     "lr": lr, "step_time": means["step_time"], "data_wait": means["data_wait"],
+                                     "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None})
                 if state.step % task.eval_every == 0 or state.step == task.total_steps:
                     self.evaluate(state.step)
                 if state.step % checkpoint_every == 0 or state.step == task.total_steps:

@@ -130,7 +130,7 @@ class DeepSpeedTrainer(Trainer):
         tag_dir.mkdir(parents=True, exist_ok=True)
         torch.save(_rng_state(), tag_dir / f"rng_rank{self.group.rank}.pt")
         client_state = {"scheduler": self.scheduler.state_dict(), "metrics_offset": self.log.offset(),
-                        "state": {**self.state.__dict__, "elapsed": self.elapsed()}}
+                        "state": {**self.state.to_dict(), "elapsed": self.elapsed()}}
         self.engine.save_checkpoint(str(self.checkpoint_dir), tag=tag, client_state=client_state, save_latest=False)
         barrier()  # every rank's files are complete before 'latest' names them
         if self.group.is_main:
@@ -161,7 +161,7 @@ class DeepSpeedTrainer(Trainer):
         if path is None:
             raise RuntimeError(f"DeepSpeed could not load the checkpoint {tag_dir}")
         self.scheduler.load_state_dict(client_state["scheduler"])
-        self.state = TrainingState(**client_state["state"])
+        self.state = TrainingState.from_dict(client_state["state"])
         self.log.truncate(client_state["metrics_offset"])
         rng_file = tag_dir / f"rng_rank{self.group.rank}.pt"
         if meta.get("world_size") == self.group.world_size and rng_file.exists():

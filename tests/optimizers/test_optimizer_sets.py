@@ -14,7 +14,6 @@ from nightbench.optimizers.registry import PluginError, register_optimizer
 from nightbench.suites.leaderboard.planner import BoardSettings
 from nightbench.suites.trainer import Trainer
 
-from .test_registry import restore_registry  # noqa: F401  (fixture)
 
 PAPER_SET = {"sgd", "adam", "lars", "lamb", "nsgd", "nsgd_momentum", "nigt", "nigt_adaptive"}
 MODERN_SET = {"muon", "lion", "signum", "adamw_schedulefree", "adafactor", "soap"}
@@ -39,7 +38,7 @@ def test_the_default_board_is_the_paper_set_and_sets_are_accepted():
     assert set(BoardSettings.create(suites=["bert_mlm"], optimizers=["modern"], preset="ci").optimizers) == MODERN_SET
 
 
-def test_plugins_are_their_own_set(tmp_path, restore_registry):  # noqa: F811
+def test_plugins_are_their_own_set(tmp_path, fresh_registry):
     path = tmp_path / "plug.py"
     path.write_text("import torch\nfrom nightbench.optimizers import register_optimizer\n"
                     "@register_optimizer('nbtest_plugin_sgd')\nclass P(torch.optim.SGD):\n"
@@ -56,7 +55,7 @@ def test_set_names_and_unknown_families_are_refused(name, family):
         register_optimizer(name, family=family)
 
 
-def test_the_plugin_probe_requires_eval_and_train_of_a_swapping_optimizer(tmp_path, restore_registry):  # noqa: F811
+def test_the_plugin_probe_requires_eval_and_train_of_a_swapping_optimizer(tmp_path, fresh_registry):
     path = tmp_path / "swapless.py"
     path.write_text("import torch\nfrom nightbench.optimizers import register_optimizer\n"
                     "@register_optimizer('nbtest_swapless', needs_eval_swap=True)\nclass S(torch.optim.SGD):\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
+import types
 import warnings
 
 import pytest
@@ -58,22 +58,6 @@ SPEC = OptimizerSpec(
 """
 
 
-@pytest.fixture
-def restore_registry():
-    """Snapshot the registry and plugin errors; put them back so test order does not matter."""
-    names()  # builtins and installed entry points loaded before the snapshot
-    saved_specs, saved_errors = dict(registry._REGISTRY), dict(registry._PLUGIN_ERRORS)
-    saved_modules = set(sys.modules)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved_specs)
-    registry._PLUGIN_ERRORS.clear()
-    registry._PLUGIN_ERRORS.update(saved_errors)
-    for module in set(sys.modules) - saved_modules:
-        if module.startswith(("nightbench_user_plugin_", "nbtest_")):
-            del sys.modules[module]
-
-
 def tiny_model() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
@@ -101,9 +85,24 @@ def test_builtin_modules_register_themselves():
     assert get_spec("lars").factory.__module__ == "nightbench.optimizers.lars"
 
 
+def test_the_decorator_names_each_builtin_class():
+    for spec in specs():
+        if isinstance(spec.factory, type):
+            assert spec.factory.NAME == spec.name
+
+
+def test_a_broken_builtin_module_is_an_error_not_a_warning(monkeypatch, fresh_registry):
+    broken = types.SimpleNamespace(name="zz_broken_builtin")
+    monkeypatch.setattr(registry.pkgutil, "iter_modules", lambda path: [broken])
+    monkeypatch.setattr(fresh_registry, "loaded", False)
+    with pytest.raises(ImportError, match="builtin optimizer module nightbench.optimizers.zz_broken_builtin"):
+        names()
+    assert fresh_registry.loaded is False  # the next use fails the same way, not with a half-loaded registry
+
+
 # -- way 1: a user's file with a decorator ---------------------------------------------------------
 
-def test_a_decorated_class_in_a_user_file_lands_in_the_registry(tmp_path, restore_registry):
+def test_a_decorated_class_in_a_user_file_lands_in_the_registry(tmp_path, fresh_registry):
     path = tmp_path / "my_optimizer.py"
     path.write_text(SIGN_SGD_FILE)
     assert load_optimizer_file(path) == ["test_sign_sgd"]
@@ -127,7 +126,7 @@ def test_a_decorated_class_in_a_user_file_lands_in_the_registry(tmp_path, restor
         create("test_sign_sgd", model, betas=(0.9, 1.0))
 
 
-def test_a_plugin_file_that_fails_is_reported_by_name_and_nothing_else_breaks(tmp_path, restore_registry):
+def test_a_plugin_file_that_fails_is_reported_by_name_and_nothing_else_breaks(tmp_path, fresh_registry):
     good = tmp_path / "good_plugin.py"
     good.write_text(SIGN_SGD_FILE)
     load_optimizer_file(good)
@@ -154,7 +153,7 @@ def test_a_plugin_file_that_fails_is_reported_by_name_and_nothing_else_breaks(tm
     assert take_one_step(create("sgd", model, lr=0.1), model) > 0
 
 
-def test_plugin_files_that_are_missing_empty_or_clash_fail_clearly(tmp_path, restore_registry):
+def test_plugin_files_that_are_missing_empty_or_clash_fail_clearly(tmp_path, fresh_registry):
     with pytest.raises(PluginError, match="not found.*nope.py"):
         load_optimizer_file(tmp_path / "nope.py")
     empty = tmp_path / "empty_plugin.py"
@@ -181,7 +180,7 @@ def install_fake_distribution(root, entry_points: dict[str, str], modules: dict[
         (root / f"{module}.py").write_text(source)
 
 
-def test_entry_points_register_and_a_failing_one_is_reported(tmp_path, monkeypatch, restore_registry):
+def test_entry_points_register_and_a_failing_one_is_reported(tmp_path, monkeypatch, fresh_registry):
     install_fake_distribution(
         tmp_path,
         {"decorated": "nbtest_ep_module", "spec": "nbtest_ep_module:SPEC", "broken": "nbtest_ep_broken"},

@@ -6,22 +6,12 @@ import pytest
 
 import torch
 
-from nightbench.optimizers import get_spec, names, register_optimizer, registry
+from nightbench.optimizers import get_spec, names, register_optimizer
 from nightbench.optimizers.search_space import (FALLBACK_SPACE, WARMUP_FRACTION, AroundDefault, Choice, LogUniform,
                                                 OneMinusLogUniform, SearchSpaceError, Uniform, bind, draw, trials)
 from nightbench.suites.catalog import get_suite
 from nightbench.suites.config import resolve_config
 from nightbench.suites.leaderboard.search import warmup_fraction
-
-@pytest.fixture
-def fresh_registry():
-    """Registrations made by a test are removed afterwards."""
-    names()
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-
 
 PAPER_SET = ("sgd", "adam", "lars", "lamb", "nsgd", "nsgd_momentum", "nigt", "nigt_adaptive")
 SPACE = {"lr": LogUniform(1e-4, 1e-1), "beta": OneMinusLogUniform(0.5, 0.99), "wd": Uniform(0.0, 0.1),

@@ -25,7 +25,6 @@ from nightbench.optimizers import (
 )
 from nightbench.optimizers.hyperparams import MAX_MAGNITUDE, Hyperparameter, beta_param, lr_param
 
-from .test_registry import restore_registry  # noqa: F401  (the fixture)
 
 UNUSABLE = [  # optimizer, hyperparameter, value (as --set gives it, or as Python passes it)
     ("sgd", "lr", "inf"),
@@ -93,7 +92,7 @@ BAD_PLUGINS = {  # file body -> what the error must say, besides the file's name
 
 
 @pytest.mark.parametrize("case", list(BAD_PLUGINS))
-def test_a_bad_plugin_file_is_reported_by_name_and_registers_nothing(tmp_path, restore_registry, case):  # noqa: F811
+def test_a_bad_plugin_file_is_reported_by_name_and_registers_nothing(tmp_path, fresh_registry, case):
     body, says = BAD_PLUGINS[case]
     path = tmp_path / f"{case}.py"
     path.write_text(PLUGIN_HEADER + body)
@@ -104,7 +103,7 @@ def test_a_bad_plugin_file_is_reported_by_name_and_registers_nothing(tmp_path, r
     assert any(case in source for source in plugin_errors())
 
 
-def test_the_command_line_exits_2_not_the_plugins_status(tmp_path, restore_registry, capsys):  # noqa: F811
+def test_the_command_line_exits_2_not_the_plugins_status(tmp_path, fresh_registry, capsys):
     from nightbench.suites import cli
 
     path = tmp_path / "exits_at_import.py"
@@ -113,7 +112,7 @@ def test_the_command_line_exits_2_not_the_plugins_status(tmp_path, restore_regis
     assert "exits_at_import.py" in capsys.readouterr().err
 
 
-def test_a_good_plugin_is_probed_and_registered(tmp_path, restore_registry):  # noqa: F811
+def test_a_good_plugin_is_probed_and_registered(tmp_path, fresh_registry):
     path = tmp_path / "good.py"
     path.write_text(PLUGIN_HEADER + textwrap.dedent("""
         @register_optimizer("test_probed_sgd")

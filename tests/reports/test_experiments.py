@@ -19,7 +19,7 @@ from nightbench.suites.engine import RunRequest, execute_run
 @pytest.fixture
 def toy_runs(monkeypatch, tmp_path):
     """Two default seeds of sgd on the toy suite, and seed 0 again with `--set lr=0.3`."""
-    monkeypatch.setitem(catalog.SUITE_MODULES, "toy", "tests.suites.toy_suite")
+    monkeypatch.setitem(catalog.CATALOG.entries, "toy", "tests.suites.toy_suite")
 
     def run(seed, **overrides):
         return execute_run(RunRequest(suite="toy", optimizer="sgd", preset="ci", seed=seed, overrides=overrides,

@@ -6,7 +6,7 @@ from nightbench.suites import catalog
 @pytest.fixture
 def toy_suite(monkeypatch):
     """Make the engine-test suite 'toy' known to the catalog for one test."""
-    monkeypatch.setitem(catalog.SUITE_MODULES, "toy", "tests.suites.toy_suite")
+    monkeypatch.setitem(catalog.CATALOG.entries, "toy", "tests.suites.toy_suite")
     from tests.suites.toy_suite import SUITE
 
     return SUITE

@@ -79,7 +79,7 @@ def runs(tmp_path_factory):
     """(uninterrupted run dir, interrupted run's results root, run dir relative to that root)."""
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(catalog.SUITE_MODULES, "noisy_toy", __name__)
+        patch.setitem(catalog.CATALOG.entries, "noisy_toy", __name__)
         reference = _execute(root / "reference")
         patch.setitem(STOP_AT_STEP, "step", 25)
         with pytest.raises(KeyboardInterrupt):
@@ -146,7 +146,7 @@ def test_damaged_checkpoint_is_set_aside_and_the_run_ends_as_uninterrupted(
         if kind is not None:
             DAMAGE[kind](run_dir / name, marker)
             damaged[name] = (run_dir / name).read_bytes()
-    monkeypatch.setitem(catalog.SUITE_MODULES, "noisy_toy", __name__)
+    monkeypatch.setitem(catalog.CATALOG.entries, "noisy_toy", __name__)
     capfd.readouterr()
 
     outcome = _execute(results)

@@ -16,7 +16,7 @@ def plugin_file(tmp_path):
     path = tmp_path / "my_opt.py"
     path.write_text(PLUGIN)
     yield path
-    optimizer_registry._REGISTRY.pop("cli_test_sign_sgd", None)
+    optimizer_registry.REGISTRY.entries.pop("cli_test_sign_sgd", None)
 
 
 def test_list_optimizers_shows_names_papers_and_defaults(capsys):

@@ -62,7 +62,7 @@ def unknown_optimizer():
             super().__init__(params, lr=lr)
 
     yield "test_undeclared_sharding"
-    optimizer_registry._REGISTRY.pop("test_undeclared_sharding", None)
+    optimizer_registry.REGISTRY.entries.pop("test_undeclared_sharding", None)
 
 
 def _settings(stage=None, user=None, precision="fp32", tmp_path=None):

@@ -152,7 +152,7 @@ def fake_capability_optimizers():
 
     yield
     for name in ("test_two_gradients", "test_swap"):
-        optimizer_registry._REGISTRY.pop(name, None)
+        optimizer_registry.REGISTRY.entries.pop(name, None)
     _Recorder.halves.clear()
     _Recorder.swaps.clear()
 

@@ -33,9 +33,8 @@ TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
 @pytest.fixture
 def clean_catalog(monkeypatch):
     """Suites a test adds to the catalog are gone after it."""
-    monkeypatch.setattr(catalog, "SUITE_MODULES", dict(catalog.SUITE_MODULES))
-    monkeypatch.setattr(catalog, "_FILES", {})
-    monkeypatch.setitem(catalog.SUITE_MODULES, "toy", "tests.suites.toy_suite")
+    monkeypatch.setattr(catalog, "CATALOG", catalog.CATALOG.copy())
+    monkeypatch.setitem(catalog.CATALOG.entries, "toy", "tests.suites.toy_suite")
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -173,7 +172,7 @@ def test_an_experiment_whose_every_unit_diverged_prints_no_stray_none(tmp_path, 
         code = main(["run", "--suite", "small_batch_variance", "--optimizer", "always_nan_cli", "--preset", "ci",
                      "--optimizer-file", str(plugin), "--results", str(tmp_path / "r"), "--quiet"])
     finally:
-        optimizer_registry._REGISTRY.pop("always_nan_cli", None)
+        optimizer_registry.REGISTRY.entries.pop("always_nan_cli", None)
     out, err = capsys.readouterr()
     assert code == 1 and out.startswith("diverged:")
     assert "None" not in (out + err).split(), out + err

@@ -52,7 +52,7 @@ def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path):
 @pytest.mark.slow
 def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, monkeypatch):
     spec = optimizer_registry.get_spec("sgd")
-    monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": (1e-3, 0.05, 10.0)}))
+    monkeypatch.setitem(optimizer_registry.REGISTRY.entries, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": (1e-3, 0.05, 10.0)}))
     assert board(tmp_path, "--optimizers", "sgd", "--tune", "--tune-grid", "full", "--seeds", "2") == 0
     runs = summaries(tmp_path)
     tuning = {c["hyperparameters"]["lr"]: s for c, s in runs.values() if c["protocol"] == "tuning"}
@@ -69,7 +69,7 @@ def test_tuning_picks_the_best_lr_and_reruns_it_with_seeds(toy_board, tmp_path, 
 def test_local_tuning_grid_keeps_the_points_near_the_default_lr(toy_board, tmp_path, monkeypatch):
     spec = optimizer_registry.get_spec("sgd")
     grid = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
-    monkeypatch.setitem(optimizer_registry._REGISTRY, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": grid}))
+    monkeypatch.setitem(optimizer_registry.REGISTRY.entries, "sgd", type(spec)(**{**spec.__dict__, "lr_grid": grid}))
     assert board(tmp_path, "--optimizers", "sgd", "--tune", "--tune-grid", "local", "--seeds", "1") == 0
     tried = sorted(c["hyperparameters"]["lr"] for c, _ in summaries(tmp_path).values() if c["protocol"] == "tuning")
     assert tried == [1e-2, 0.05, 0.1]  # the toy suite's default sgd lr is 0.05
@@ -112,7 +112,7 @@ def test_optimizer_file_puts_a_plugin_on_the_board(toy_board, tmp_path):
         assert board(tmp_path / "results", "--optimizers", "board_test_plain_sgd", "--seeds", "1",
                      "--optimizer-file", str(plugin)) == 0
     finally:
-        optimizer_registry._REGISTRY.pop("board_test_plain_sgd", None)
+        optimizer_registry.REGISTRY.entries.pop("board_test_plain_sgd", None)
     (config, summary), = summaries(tmp_path / "results").values()
     assert config["optimizer"] == "board_test_plain_sgd" and summary["status"] == "completed"
     assert config["optimizer_spec"]["source"].startswith("file ")
@@ -141,7 +141,7 @@ def test_a_failed_tuning_run_ranks_last_and_the_final_stage_still_runs(toy_board
         assert board(tmp_path / "results", "--optimizers", "board_test_flaky_sgd", "--tune", "--tune-grid", "full",
                      "--seeds", "1", "--optimizer-file", str(plugin)) == 1  # a run failed: exit 1, board done
     finally:
-        optimizer_registry._REGISTRY.pop("board_test_flaky_sgd", None)
+        optimizer_registry.REGISTRY.entries.pop("board_test_flaky_sgd", None)
     runs = summaries(tmp_path / "results")
     tuning = {c["hyperparameters"]["lr"]: s["status"] for c, s in runs.values() if c["protocol"] == "tuning"}
     assert tuning[0.5] == "failed"

@@ -159,7 +159,7 @@ def test_a_long_optimizer_name_gets_a_short_directory(toy_suite, tmp_path):
                          "--no-report"]):
             assert main([*command, "--optimizer-file", str(plugin), "--results", str(tmp_path / "r")]) == 0, command
     finally:
-        optimizer_registry._REGISTRY.pop(name, None)
+        optimizer_registry.REGISTRY.entries.pop(name, None)
     (run_dir,) = (tmp_path / "r" / "toy" / "ci").glob("*/*/")
     assert len(run_dir.parent.name) <= 80
     assert json.loads((run_dir / "config.json").read_text())["optimizer"] == name  # the real name is kept
@@ -190,7 +190,7 @@ def test_an_experiment_whose_every_unit_diverged_is_recorded_as_diverged(tmp_pat
         outcome = execute_run(RunRequest(suite="small_batch_variance", optimizer="always_nan", preset="ci",
                                          results_root=str(tmp_path), optimizer_files=[str(plugin)], progress=False))
     finally:
-        optimizer_registry._REGISTRY.pop("always_nan", None)
+        optimizer_registry.REGISTRY.entries.pop("always_nan", None)
     metrics = outcome.summary["final_metrics"]
     assert metrics["units"] > 0 and metrics["diverged_units"] == metrics["units"]
     assert outcome.status == "diverged"

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from nightbench.optimizers.plugin_registry import UnknownNameError
 from nightbench.suites import catalog
 from nightbench.suites.cli import main
 from tests.plugin_files import training_suite_plugin
@@ -26,8 +27,7 @@ def _report_shows(report_html: str, suite_name: str) -> None:
 @pytest.fixture
 def clean_catalog(monkeypatch):
     """Suites a test adds to the catalog are gone after it."""
-    monkeypatch.setattr(catalog, "SUITE_MODULES", dict(catalog.SUITE_MODULES))
-    monkeypatch.setattr(catalog, "_FILES", {})
+    monkeypatch.setattr(catalog, "CATALOG", catalog.CATALOG.copy())
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_an_entry_point_suite_is_found_by_parent_and_child_processes(clean_catal
     (dist_info / "entry_points.txt").write_text("[nightbench.suites]\nlsq = lsq_suite_pkg\n")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site) + (":" + sys.path[0] if sys.path[0] else ""))
-    monkeypatch.setattr(catalog, "_ENTRY_POINTS_READ", False)
+    monkeypatch.setattr(catalog.CATALOG, "loaded", False)
     assert "entry_point_lsq" in catalog.suite_names()
     results = tmp_path / "results"
     code = main(["leaderboard", "--suites", "entry_point_lsq", "--optimizers", "sgd", "--seeds", "2",
@@ -83,3 +83,22 @@ def test_a_bad_suite_file_is_reported_by_name_with_exit_2(clean_catalog, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and message in err and str(suite_file) in err
     assert not results.exists() or not any(results.iterdir())
+
+
+def test_an_unknown_suite_gets_the_name_suggestion_error_the_optimizers_use(clean_catalog):
+    with pytest.raises(UnknownNameError, match=r"^unknown suite 'bert_mln'\. Did you mean 'bert_mlm'\? Known suites: "):
+        catalog.get_suite("bert_mln")
+
+
+def test_a_suite_file_is_staged_whole_and_loading_it_again_is_a_no_op(clean_catalog, tmp_path):
+    # Two suites in one file, the second taking a builtin's name: the first, already staged, is dropped too.
+    clash = tmp_path / "clash.py"
+    clash.write_text(training_suite_plugin("bert_mlm")
+                     + "\nclass Other(LeastSquares):\n    name = 'other_lsq'\n\nOTHER, TAKEN = Other(), SUITE\ndel SUITE\n")
+    with pytest.raises(catalog.SuitePluginError, match="the suite name 'bert_mlm' is taken"):
+        catalog.load_suite_file(clash)
+    assert "other_lsq" not in catalog.suite_names()
+    assert catalog.CATALOG.get("bert_mlm") == "nightbench.suites.bert_mlm.suite"  # the builtin is untouched
+    good = tmp_path / "good.py"
+    good.write_text(training_suite_plugin("good_lsq"))
+    assert catalog.load_suite_file(good) == catalog.load_suite_file(good) == ["good_lsq"]

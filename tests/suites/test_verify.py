@@ -22,14 +22,14 @@ def two_seeds(tmp_path_factory):
     """A results folder with two finished toy runs (seeds 0 and 1), made once and copied per test."""
     from nightbench.suites import catalog
 
-    catalog.SUITE_MODULES["toy"] = "tests.suites.toy_suite"
+    catalog.CATALOG.entries["toy"] = "tests.suites.toy_suite"
     root = tmp_path_factory.mktemp("two_seeds")
     try:
         for seed in (0, 1):
             execute_run(RunRequest(suite="toy", optimizer="sgd", preset="ci", seed=seed, results_root=str(root),
                                    progress=False))
     finally:
-        catalog.SUITE_MODULES.pop("toy")
+        catalog.CATALOG.entries.pop("toy")
     return root
 
 

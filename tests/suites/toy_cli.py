@@ -4,7 +4,7 @@ import sys
 
 from nightbench.suites import catalog, cli
 
-catalog.SUITE_MODULES["toy"] = "tests.suites.toy_suite"
+catalog.CATALOG.entries["toy"] = "tests.suites.toy_suite"
 
 if __name__ == "__main__":
     sys.exit(cli.main())

@@ -20,9 +20,9 @@ from nightbench.suites.distributed import DeepSpeedOptions
 from nightbench.suites.engine import RunRequest, execute_run
 
 
-catalog.SUITE_MODULES["toy"] = "tests.suites.toy_suite"
-catalog.SUITE_MODULES["toy_rank_failure"] = "tests.suites.distributed.toy_rank_failure"
-catalog.SUITE_MODULES["toy_rank_data"] = "tests.suites.distributed.toy_rank_data"
+catalog.CATALOG.entries["toy"] = "tests.suites.toy_suite"
+catalog.CATALOG.entries["toy_rank_failure"] = "tests.suites.distributed.toy_rank_failure"
+catalog.CATALOG.entries["toy_rank_data"] = "tests.suites.distributed.toy_rank_data"
 
 
 def main(plan_path: str) -> int:

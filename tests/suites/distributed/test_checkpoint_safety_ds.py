@@ -50,7 +50,7 @@ def _launch_main(out: Path) -> int:
     from nightbench.suites.summary import read_summary
     from tests.suites import test_checkpoint_safety as single
 
-    catalog.SUITE_MODULES["noisy_toy"] = single.__name__
+    catalog.CATALOG.entries["noisy_toy"] = single.__name__
     main = os.environ.get("RANK") == "0"
 
     def execute(root: Path):
