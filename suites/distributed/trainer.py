@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 import torch
 
-from nightbench.optimizers import has_eval_swap
 
 from ..batching import split_batch
 from ..checkpoint_store import CheckpointStore, announce_on_stderr, load_weights_only
@@ -104,7 +103,7 @@ class DeepSpeedTrainer(Trainer):
     @contextlib.contextmanager
     def _evaluation_weights(self) -> Iterator[None]:
         """Swap the optimizer to w_t and, under ZeRO 1/2, push its fp32 pieces into the model."""
-        if not has_eval_swap(self.optimizer):
+        if not self.spec.needs_eval_swap:
             yield
             return
         self.optimizer.eval()
