@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The full leaderboard: every suite x every registered optimizer x 2 seeds at the default preset
+# The full leaderboard: every suite x the paper's eight optimizers (and any plugin you load) x 2 seeds at the default preset
 # ('small', which a laptop CPU finishes), then the HTML comparison report. Finished runs are
 # skipped, so an interrupted board resumes where it stopped. Arguments pass through, e.g.
 #   ./run_all.sh --preset ci               # a few minutes
-#   ./run_all.sh --tune                    # the paper's lr grid, best lr rerun with 3 seeds
+#   ./run_all.sh --tune                    # equal-budget search per optimizer, best rerun with 3 seeds
+#   ./run_all.sh --optimizers modern nigt  # the 2026 baselines beside NIGT
 #   ./run_all.sh --optimizer-file my_opt.py
 #   ./run_all.sh --suites bert_mlm --optimizers nigt adam --jobs 2
 set -euo pipefail

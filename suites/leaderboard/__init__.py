@@ -33,7 +33,8 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     parsers of suites/arguments.py (run_options)."""
     p.add_argument("--suites", nargs="+", default=None, help="default: all suites")
     p.add_argument("--optimizers", nargs="+", default=None,
-                   help="names or sets: paper (the default: the mission's eight), modern, plugin, all")
+                   help="names or sets: paper (the mission's eight), modern, plugin (loaded from files and "
+                        "packages), all; default: paper and plugin")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per (suite, optimizer) "
                    f"(default {DEFAULT_SEEDS}; with --tune {DEFAULT_TUNED_SEEDS})")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,

@@ -75,7 +75,9 @@ class BoardSettings:
         for path in suite_files:
             load_suite_file(path)
         suites = tuple(suites or suite_names())
-        optimizers = tuple(expand_names(optimizers or ["paper"]))  # set names (paper, modern, all) -> members
+        # set names (paper, modern, plugin, all) -> members; by default the paper's eight and every plugin
+        # loaded (--optimizer-file, entry points): adding an optimizer takes one file and one command
+        optimizers = tuple(expand_names(optimizers or ["paper", "plugin"]))
         for name in suites:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:

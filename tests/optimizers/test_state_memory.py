@@ -18,7 +18,7 @@ import torch
 from nightbench.optimizers import create, get_spec, specs
 from nightbench.optimizers.memory import parameter_bytes, state_bytes, state_tensor_summary
 
-from .builtins import BUILTINS
+from .builtins import NOT_PARAMETER_SHAPED, PARAMETER_SHAPED
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -65,16 +65,7 @@ def test_the_readme_table_gives_the_declared_slots():
     assert numeric == {name: builtin[name] for name in numeric}
 
 
-# Builtins whose state is not a whole number of parameter-shaped slots; each one's exact bytes are
-# checked in its own test file.
-NOT_PARAMETER_SHAPED = {
-    "muon": "1 slot on the hidden matrices, AdamW's 2 on the rest (test_muon.py)",
-    "adafactor": "a row and a column vector per matrix (test_adafactor.py)",
-    "soap": "Adam's 2 slots plus a d x d statistic and basis per dimension (test_soap.py)",
-}
-
-
-@pytest.mark.parametrize("name", [n for n in BUILTINS if n not in NOT_PARAMETER_SHAPED])
+@pytest.mark.parametrize("name", PARAMETER_SHAPED)
 def test_state_holds_exactly_the_declared_slots(name):
     slots = get_spec(name).state_slots  # an unregistered builtin fails here, by name
     params = make_params()

@@ -17,7 +17,7 @@ from nightbench.suites.memory_overhead.models import build_model_under_test
 from nightbench.suites.memory_overhead.peak import cpu_peak_unavailable_reason, measure_peak_in_subprocess
 from nightbench.suites.memory_overhead.presets import PRESETS, validate_config
 
-from ..optimizers.builtins import BUILTINS
+from ..optimizers.builtins import PARAMETER_SHAPED
 
 CPU = torch.device("cpu")
 
@@ -43,7 +43,7 @@ def real_models():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family,expected_params", [("bert", (109e6, 111e6)), ("resnet", (25.5e6, 25.6e6))])
-@pytest.mark.parametrize("optimizer_name", BUILTINS)
+@pytest.mark.parametrize("optimizer_name", PARAMETER_SHAPED)  # the others: tests/optimizers/test_<name>.py
 def test_state_bytes_per_parameter_on_the_real_models(real_models, family, expected_params, optimizer_name):
     """After steps on fixed random gradients (no forward/backward: fast), the state is exactly the
     declared slots (the registry's `state_slots`; docs/algorithms.md says what each holds) in float32,

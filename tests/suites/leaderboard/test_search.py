@@ -46,7 +46,7 @@ def test_planning_is_reproducible_and_studies_share_trial_0(tmp_path):
     assert len(two.runs) == 5
 
 
-def test_a_plugin_without_a_space_is_searched_over_lr_alone(tmp_path):
+def test_a_plugin_without_a_space_is_searched_over_lr_alone(tmp_path, fresh_registry):
     plugin = tmp_path / "plugin.py"
     plugin.write_text(
         "import torch\nfrom nightbench.optimizers import register_optimizer\n"
