@@ -84,9 +84,9 @@ def test_ctrl_c_leaves_in_flight_runs_resumable_not_failed(tmp_path):
                              stderr=subprocess.STDOUT, text=True, start_new_session=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until two runs are training
+    while time.monotonic() < deadline:  # wait until two runs are training and one has a checkpoint to resume
         started = [d for d in results.glob("toy/ci/*/*") if d.is_dir() and read_metrics(d)]
-        if len(started) >= 2:
+        if len(started) >= 2 and any((d / "checkpoint.pt").exists() and read_summary(d) is None for d in started):
             break
         time.sleep(0.1)
     os.killpg(board.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
@@ -95,10 +95,15 @@ def test_ctrl_c_leaves_in_flight_runs_resumable_not_failed(tmp_path):
     assert not any(s["status"] == "failed" for s in _summaries(results)), output
     unfinished = [d for d in results.glob("toy/ci/*/*") if d.is_dir() and read_summary(d) is None]
     assert unfinished, "the interrupt came after every run had finished"
+    # which of them had reached a checkpoint when interrupted: those must resume from it. (Asked after the
+    # rerun, every run has one, since the last step checkpoints too: a run interrupted before its first
+    # checkpoint rightly starts again from step 0, with no resume record.)
+    checkpointed = [d for d in unfinished if (d / "checkpoint.pt").exists()]
+    assert checkpointed, "no interrupted run had reached a checkpoint: the resume path was not exercised"
     rerun = subprocess.run(_board_command(results), cwd=REPO, env=_slow_env("0"), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert all(read_summary(d).status == "completed" for d in unfinished)
-    assert all(any(r["kind"] == "resume" for r in read_metrics(d)) for d in unfinished if (d / "checkpoint.pt").exists())
+    assert all(any(r["kind"] == "resume" for r in read_metrics(d)) for d in checkpointed)
 
 
 # --- class 5: a distributed launcher without --deepspeed ------------------------------------------------------
