@@ -65,23 +65,33 @@ def compact_record(search_record: dict[str, Any], provenance: dict[str, Any]) ->
     return out
 
 
+def _study_provenance(results: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The commit(s) the study's trials ran at and the day its last trial finished, read from the
+    trials' own run folders (not from the checkout that ships them)."""
+    commits, finished = set(), []
+    for trial in record.get("trials", []):
+        run_dir = results / trial.get("run_dir", "")
+        for name, read in (("config.json", lambda c: commits.add(c.get("environment", {}).get("git_commit"))),
+                           ("summary.json", lambda s: finished.append(s.get("finished")))):
+            if (run_dir / name).is_file():
+                read(json.loads((run_dir / name).read_text(encoding="utf-8")))
+    commits.discard(None)
+    days = sorted(day[:10] for day in finished if isinstance(day, str))
+    return {"date": days[-1] if days else None,
+            "commit": ", ".join(sorted(commit[:12] for commit in commits)) or None}
+
+
 def ship(results: Path, preset: str, study: str, machine: str) -> list[Path]:
     """Write every finished search record of `results` at `preset` into its suite's tuned/ folder."""
-    import datetime
-    import subprocess
-
     from .catalog import get_suite
     from .layout import TUNING_DIR
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip() or None
     written = []
     for path in sorted((results / TUNING_DIR / preset).glob("*/*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("protocol") != "search" or not record.get("chosen"):
             continue
-        provenance = {"study": study, "date": datetime.date.fromtimestamp(path.stat().st_mtime).isoformat(),
-                      "commit": commit, "machine": machine}
+        provenance = {"study": study, **_study_provenance(results, record), "machine": machine}
         target = _suite_folder(get_suite(record["suite"])) / TUNED_DIR / preset / f"{record['optimizer']}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(compact_record(record, provenance), indent=1, sort_keys=True) + "\n")

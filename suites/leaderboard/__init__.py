@@ -47,6 +47,9 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--studies", type=int, default=None,
                    help="with --tune: independent searches (sequence seeds); the median study's choice is reported "
                         "(default 1)")
+    p.add_argument("--tuning-only", action="store_true",
+                   help="with --tune: stop once each choice is recorded, without the final runs on the reporting "
+                        "seeds (a study whose choices ship as a preset's defaults: suites/tuned_defaults.py)")
     p.add_argument("--tune-grid", choices=("full", "local"), default=None,
                    help="with --tune: the paper's lr-grid protocol instead of the search. full: the optimizer's "
                         "whole lr grid; local: its points within 10x of the suite's default lr, plus the default")
@@ -63,7 +66,8 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> BoardSettings:
     return BoardSettings.create(
         suites=args.suites, optimizers=args.optimizers, preset=args.preset, seeds=args.seeds, tune=args.tune,
-        tune_grid=args.tune_grid, budget=args.budget, studies=args.studies, overrides=parse_set_arguments(args.set), results=args.results, device=args.device,
+        tune_grid=args.tune_grid, budget=args.budget, studies=args.studies, tuning_only=args.tuning_only,
+        overrides=parse_set_arguments(args.set), results=args.results, device=args.device,
         optimizer_files=tuple(args.optimizer_file or ()), suite_files=tuple(args.suite_file or ()))
 
 

@@ -44,6 +44,7 @@ class BoardSettings:
     tune_grid: str | None = None  # full | local: the lr-grid protocol; None with tune: the budgeted search
     budget: int = DEFAULT_BUDGET  # the search's trials per (suite, optimizer) and study
     studies: int = 1  # independent searches (different sequence seeds); the median study's choice is reported
+    tuning_only: bool = False  # stop once the tuning records are written: a study whose choices ship as defaults
     overrides: dict[str, Any] = field(default_factory=dict)
     results: str = "results"
     device: str | None = None
@@ -53,12 +54,14 @@ class BoardSettings:
     @staticmethod
     def create(*, suites=None, optimizers=None, preset: str = DEFAULT_PRESET, seeds: int | None = None,
                tune: bool = False, tune_grid: str | None = None, budget: int | None = None,
-               studies: int | None = None, overrides=None, results: str = "results",
+               studies: int | None = None, tuning_only: bool = False, overrides=None, results: str = "results",
                device: str | None = None, optimizer_files=(), suite_files=()) -> "BoardSettings":
         """Validate and complete the settings (plugins loaded, names checked, defaults filled in)."""
         for flag, value in (("--tune-grid", tune_grid), ("--budget", budget), ("--studies", studies)):
             if value is not None and not tune:
                 raise ConfigError(f"{flag} {value} applies only with --tune (add --tune, or drop {flag})")
+        if tuning_only and not tune:
+            raise ConfigError("--tuning-only applies only with --tune (add --tune, or drop --tuning-only)")
         if tune_grid not in (None, "full", "local"):
             raise ConfigError(f"invalid --tune-grid {tune_grid!r}: expected full or local")
         if tune_grid is not None and (budget is not None or studies is not None):
@@ -87,7 +90,7 @@ class BoardSettings:
             if twice:  # one run directory would be counted as several runs
                 raise ConfigError(f"{flag} lists {', '.join(twice)} more than once; list each name once")
         return BoardSettings(suites, optimizers, preset, seeds, tune, tune_grid, budget or DEFAULT_BUDGET,
-                             studies or 1, dict(overrides or {}), results, device, tuple(optimizer_files),
+                             studies or 1, tuning_only, dict(overrides or {}), results, device, tuple(optimizer_files),
                              tuple(suite_files))
 
     @property

@@ -133,6 +133,9 @@ def run_tuning(settings: BoardSettings, executor: Executor, *, wait: bool, echo:
             continue
         echo(f"[tuning] {unit.suite}/{unit.optimizer}: {said}")
         chosen[(unit.suite, unit.optimizer)] = overrides
+    if settings.tuning_only:
+        echo("[tuning] --tuning-only: every choice is recorded; no final runs")
+        return counts
     return _add(counts, run_stage(executor, final_stage(settings, chosen, untunable), "final", wait=wait, echo=echo))
 
 

@@ -74,3 +74,17 @@ def test_ship_writes_every_finished_search_of_a_preset(suite_folder, tmp_path):
     written = ship(results, "ci", "test-study", "2-core CPU")
     assert [p.name for p in written] == ["adam.json"]  # nigt's search chose nothing: nothing ships
     assert json.loads(written[0].read_text())["provenance"]["study"] == "test-study"
+
+
+def test_ship_names_the_commit_and_day_the_trials_ran_at_not_the_shipping_checkout(suite_folder, tmp_path):
+    results = tmp_path / "results"
+    path = results / "_tuning" / "ci" / "bert_mlm" / "adam.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(SEARCH_RECORD))
+    run_dir = results / SEARCH_RECORD["trials"][0]["run_dir"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"environment": {"git_commit": "b24d51c856f6ba3fe535"}}))
+    (run_dir / "summary.json").write_text(json.dumps({"finished": "2026-11-30T23:59:00+00:00"}))
+    provenance = json.loads(ship(results, "ci", "test-study", "2-core CPU")[0].read_text())["provenance"]
+    assert provenance == {"study": "test-study", "date": "2026-11-30", "commit": "b24d51c856f6",
+                          "machine": "2-core CPU"}

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from nightbench.optimizers.search_space import WARMUP_FRACTION
+from nightbench.suites.outcomes import RunState
 from nightbench.suites.leaderboard.planner import TUNING_SEED, BoardSettings, final_stage, reporting_seeds
 from nightbench.suites.leaderboard.protocols import plan_searches, search_record
 
@@ -115,3 +116,51 @@ def test_search_flags_are_checked(tmp_path, flags, message):
     kw = {"tune": True, **flags}
     with pytest.raises(Exception, match=message):
         BoardSettings.create(suites=["bert_mlm"], optimizers=["adam"], preset="ci", results=str(tmp_path), **kw)
+
+
+class _RecordingExecutor:
+    """Runs nothing: remembers what each stage submitted (every tuning trial is already finished)."""
+
+    def __init__(self):
+        self.submitted = {}
+
+    def submit(self, plans, stage):
+        self.submitted[stage] = list(plans)
+
+    def wait(self, on_end):
+        pass
+
+    def status(self, plan):
+        return RunState.PENDING
+
+    def adopt(self, plans):
+        pass
+
+    def refused(self):
+        return ()
+
+
+@pytest.mark.parametrize("tuning_only", [False, True])
+def test_tuning_only_records_every_choice_and_runs_no_final_seeds(tmp_path, tuning_only):
+    from nightbench.suites.layout import tuning_record_path
+    from nightbench.suites.leaderboard.protocols import run_tuning
+
+    board = settings(tmp_path, budget=2, seeds=1, tuning_only=tuning_only)
+    for search in plan_searches(board)[0]:
+        for trial in search.trials:
+            _finish(trial.run, "completed", 0.1 + 0.1 * trial.index)
+    executor, said = _RecordingExecutor(), []
+    run_tuning(board, executor, wait=True, echo=said.append)
+    for optimizer in ("adam", "nigt"):
+        record = json.loads(tuning_record_path(tmp_path, "ci", "bert_mlm", optimizer).read_text())
+        assert record["chosen"]["trial"] == 1
+    assert "tuning" not in executor.submitted  # every trial had finished
+    assert ("final" in executor.submitted) is not tuning_only
+    if not tuning_only:
+        assert len(executor.submitted["final"]) == 2  # one reporting seed per optimizer
+
+
+def test_tuning_only_needs_tune(tmp_path):
+    with pytest.raises(Exception, match="--tuning-only applies only with --tune"):
+        BoardSettings.create(suites=["bert_mlm"], optimizers=["adam"], preset="ci", results=str(tmp_path),
+                             tuning_only=True)
