@@ -11,8 +11,9 @@ ds_config     the DeepSpeed config from the suite's batch sizes and the CLI (or 
 support       which optimizer x ZeRO stage x precision combinations are exact; refusals
 launch        joining the process group the launcher set up (or a group of one)
 zero_pieces   ZeRO 1/2: per-layer pieces of DeepSpeed's flat partitions for the client optimizer
-trainer       the engine's Trainer with DeepSpeed's backward, step and checkpoints
-host          the engine's Host for a rank: rank 0 owns the run directory; failures of all ranks
+host          the engine's Host for a rank: rank 0 owns the run directory; failures of all ranks;
+              the Trainer's backward, step and sum over ranks through a DeepSpeed engine
+checkpoints   a run's DeepSpeed checkpoints (per-rank files, meta, 'latest'); whether one can resume
 weights       the fp32 weights in a run's DeepSpeed checkpoint
 """
 

@@ -28,7 +28,7 @@ from nightbench.suites.config import ConfigError
 from nightbench.suites.distributed import DeepSpeedOptions
 from nightbench.suites.distributed.ds_config import batch_layout, deepspeed_settings, with_batch
 from nightbench.suites.distributed.support import check_supported, optimizer_view, probe_optimizer
-from nightbench.suites.distributed.trainer import check_resumable, latest_checkpoint_meta
+from nightbench.suites.distributed.checkpoints import check_resumable, latest_checkpoint_meta
 from nightbench.suites.distributed.weights import checkpoint_weights
 from nightbench.suites.engine import RunRequest, execute_run, plan_run
 from nightbench.suites.run_dir import read_metrics
