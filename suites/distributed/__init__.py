@@ -5,7 +5,7 @@
 
 The global batch stays the suite's (micro-batch x accumulation x world size), the optimizer is
 the registry's, and a 2-process run takes the steps a 1-process run takes (tests/suites/
-test_distributed.py). What cannot be exact is refused before training (support.py).
+distributed/test_host.py). What cannot be exact is refused before training (support.py).
 
 ds_config     the DeepSpeed config from the suite's batch sizes and the CLI (or a user's JSON)
 support       which optimizer x ZeRO stage x precision combinations are exact; refusals
