@@ -198,7 +198,8 @@ class TrainingHost:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, run_dir: Path, step: int, trainer_state: dict) -> None:
-        """Save the model, optimizer and random streams with `trainer_state` (TRAINER_CHECKPOINT_KEYS)."""
+        """Save the model, optimizer and random streams with `trainer_state` (TRAINER_CHECKPOINT_KEYS), as
+        the step's checkpoint (one process keeps its newest two in checkpoint_store's files)."""
         CheckpointStore(run_dir).save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                                        "rng": _rng_state(), **trainer_state})
 
