@@ -9,7 +9,7 @@ InputError before a run directory is left behind. A finished run is never rewrit
 
 What differs between one process and a DeepSpeed launch is a `Host`: this module's `Host` is one
 process; `distributed/host.py` supplies the DeepSpeed one (ranks, rank-0 writing, sharded
-checkpoints, failures of other ranks).
+checkpoints, failures of other ranks). The same Host serves the Trainer (`trainer.TrainingHost`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .progress import Progress
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import MetricsLog, atomic_write_json, read_metrics, run_lock
 from .summary import CONFIG_FORMAT_VERSION, VERSION_KEY, RunSummary, read_config, read_summary, write_summary
-from .trainer import Diverged, Trainer, seed_everything
+from .trainer import Diverged, Trainer, TrainingHost, seed_everything
 
 
 class SuiteInputError(ConfigError):
@@ -61,11 +61,9 @@ def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-class Host:
-    """Where a run executes: here, one process. Subclassed for every rank of a DeepSpeed launch."""
-
-    is_main = True  # the process that owns the run directory
-    rank, world_size = 0, 1
+class Host(TrainingHost):
+    """Where a run executes: here, one process. Subclassed for every rank of a DeepSpeed launch.
+    Its lifecycle methods are the engine's; those it inherits from TrainingHost, the Trainer's."""
 
     def __init__(self, plan: RunPlan):
         self.plan = plan
@@ -108,7 +106,7 @@ class Host:
                 VERSION_KEY: CONFIG_FORMAT_VERSION}
 
     def make_trainer(self, task: TrainingTask) -> Trainer:
-        return Trainer(**trainer_arguments(self.plan, task, self.device))
+        return Trainer(host=self, **trainer_arguments(self.plan, task, self.device))
 
     def keeps_going_after(self, exc: BaseException) -> bool:
         """Whether this failure is recorded in the summary (True) or raised on (a rank other than 0)."""

@@ -6,6 +6,8 @@ What the loop asks of the optimizer's registry entry (no suite or loop mentions 
   needs_eval_swap          evaluation runs inside evaluation_weights(optimizer), i.e. at w_t.
 Gradient accumulation: a (half-)batch is cut into micro-batches of task.micro_batch_size; each
 micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumulation is exact.
+What differs between one process and a rank of a DeepSpeed launch (the batch share, backward and
+step, the sum over processes, checkpoints, the log) is asked of the run's host: `TrainingHost`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -79,6 +81,12 @@ class TrainingState:
     # same steps an uninterrupted run's does (a checkpoint can fall inside an interval).
     interval: IntervalStats = field(default_factory=IntervalStats)
 
+    def add_step(self, step_time: float, loss: float, data_wait: float) -> None:
+        """Count a finished step's time, loss and data wait (the step itself is already counted)."""
+        self.step_time_total += step_time
+        self.data_wait_total += data_wait
+        self.interval.add(step_time, loss, data_wait)
+
     def to_dict(self) -> dict:
         """Plain values for a checkpoint; the interval is saved flat (interval_steps, ...), as it always was."""
         saved = {key: value for key, value in self.__dict__.items() if key != "interval"}
@@ -125,102 +133,158 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([cuda_state.cpu() for cuda_state in state["cuda"]])
 
 
-class Trainer:
-    """Runs one TrainingTask with one optimizer, writing to one run directory."""
+class NullLog:
+    """The metrics log of a process that does not write the run's (a DeepSpeed rank other than 0)."""
 
-    def __init__(self, *, suite: Any, task: TrainingTask, spec: OptimizerSpec, hyperparameters: dict,
-                 policy: Any, config: dict, run_dir: Path, device: torch.device, target_value: float | None,
-                 progress: bool = True, world_size: int = 1):
-        self.suite, self.task, self.spec = suite, task, spec
+    def append(self, record: dict) -> None:
+        pass
+
+    def offset(self) -> int:
+        return 0
+
+    def truncate(self, offset: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# What the Trainer itself keeps in every checkpoint, beside what its host saves (weights, random streams).
+TRAINER_CHECKPOINT_KEYS = ("scheduler", "state", "metrics_offset")
+
+
+class TrainingHost:
+    """What the Trainer asks of the place it runs; these methods are one process's.
+
+    `engine.Host` extends this with the run's lifecycle, and `distributed/host.py`'s DeepSpeedHost
+    overrides both for one rank of a DeepSpeed launch: the Trainer is the same everywhere."""
+
+    is_main = True  # the process that owns the run directory
+    rank, world_size = 0, 1
+    device: torch.device  # where the run's tensors live (set by the engine's Host)
+
+    def attach(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Take the model and optimizer the Trainer built (a DeepSpeed rank wraps them in its engine)."""
+        self.model, self.optimizer = model, optimizer
+
+    def open_log(self, path: Path) -> MetricsLog | NullLog:
+        """The run's metrics log; a process other than the main one gets a log that writes nothing."""
+        return MetricsLog(path) if self.is_main else NullLog()
+
+    # --- one step: the Trainer's accumulation calls these ------------------------------------
+    def local_share(self, batch: Any) -> Any:
+        """This process's share of a global batch."""
+        return batch
+
+    def before_micro_batch(self, last: bool) -> None:
+        """Told whether the coming micro-batch is the last of the (half-)batch."""
+
+    def forward_module(self) -> torch.nn.Module:
+        """The module the loss is computed with."""
+        return self.model
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def optimizer_step(self, closure=None) -> None:
+        self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+
+    def sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def optimizer_weights_moved(self) -> None:
+        """The optimizer changed its weights outside a step (an evaluation swap, and back). One process's
+        model holds the optimizer's own tensors: nothing to do."""
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, run_dir: Path, step: int, trainer_state: dict) -> None:
+        """Save the model, optimizer and random streams with `trainer_state` (TRAINER_CHECKPOINT_KEYS), as
+        the step's checkpoint (one process keeps its newest two in checkpoint_store's files)."""
+        CheckpointStore(run_dir).save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                                       "rng": _rng_state(), **trainer_state})
+
+    def load_checkpoint(self, run_dir: Path) -> dict | None:
+        """Restore the newest checkpoint that loads safely (damaged ones are moved aside) and return the
+        trainer's state saved with it; None: there is none, start again."""
+        payload = CheckpointStore(run_dir, required_keys=("model", "optimizer", "rng", *TRAINER_CHECKPOINT_KEYS)
+                                  ).load(map_location=self.device)
+        if payload is None:
+            return None
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        _set_rng_state(payload["rng"])
+        return payload
+
+
+class Trainer:
+    """Runs one TrainingTask with one optimizer, writing to one run directory; `host` does what
+    differs between one process and a rank of a DeepSpeed launch (see TrainingHost)."""
+
+    def __init__(self, *, host: TrainingHost, suite: Any, task: TrainingTask, spec: OptimizerSpec,
+                 hyperparameters: dict, policy: Any, config: dict, run_dir: Path, device: torch.device,
+                 target_value: float | None, progress: bool = True):
+        self.host, self.suite, self.task, self.spec = host, suite, task, spec
         self.config, self.run_dir, self.device = config, Path(run_dir), device
         self.target_value = target_value
         self.model = task.model.to(device)
         self.optimizer = create(spec.name, self.model, policy=policy, **hyperparameters)
         self.scheduler = build_scheduler(self.optimizer, suite.schedule(spec.name, config, task))
-        per_process = task.global_batch_size // world_size
-        if task.global_batch_size % world_size or per_process < spec.gradients_per_step:
+        per_process = task.global_batch_size // host.world_size
+        if task.global_batch_size % host.world_size or per_process < spec.gradients_per_step:
             raise ValueError(
-                f"global batch {task.global_batch_size} cannot be shared by {world_size} processes "
+                f"global batch {task.global_batch_size} cannot be shared by {host.world_size} processes "
                 f"with {spec.gradients_per_step} gradient(s) per step"
             )
-        self.world_size = world_size
-        self.log = self._open_log()
+        self.log = host.open_log(self.run_dir / METRICS_FILE)
         self.state = TrainingState()
-        self.show_progress = progress
+        self.show_progress = progress and host.is_main
         self.autocast = config.get("precision") == "bf16"
         self._session_start = time.monotonic()
-
-    def _open_log(self) -> MetricsLog:
-        """The run's metrics log (a distributed trainer gives ranks other than 0 a log that writes nothing)."""
-        return MetricsLog(self.run_dir / METRICS_FILE)
+        host.attach(self.model, self.optimizer)
 
     # --- checkpoints -------------------------------------------------------------------------
     def elapsed(self) -> float:
         return self.state.elapsed + (time.monotonic() - self._session_start)
 
     def save_checkpoint(self) -> None:
-        CheckpointStore(self.run_dir).save({
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+        self.host.save_checkpoint(self.run_dir, self.state.step, {
             "scheduler": self.scheduler.state_dict(),
-            "rng": _rng_state(),
             "state": {**self.state.to_dict(), "elapsed": self.elapsed()},
             "metrics_offset": self.log.offset(),  # this checkpoint's own: a resume from it replays what follows
         })
 
     def load_checkpoint(self) -> bool:
-        """Resume from the newest checkpoint that loads safely (damaged ones are moved aside); False: start again."""
-        payload = CheckpointStore(self.run_dir, required_keys=("model", "optimizer", "scheduler", "rng", "state",
-                                                               "metrics_offset")).load(map_location=self.device)
-        if payload is None:
+        """Resume from the newest checkpoint that loads safely; False: start again."""
+        saved = self.host.load_checkpoint(self.run_dir)
+        if saved is None:
             self.log.truncate(0)  # records from a session that never checkpointed are replayed
             return False
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        _set_rng_state(payload["rng"])
-        self.state = TrainingState.from_dict(payload["state"])
-        self.log.truncate(payload["metrics_offset"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.state = TrainingState.from_dict(saved["state"])
+        self.log.truncate(saved["metrics_offset"])
         self._session_start = time.monotonic()
         return True
 
     # --- one step ----------------------------------------------------------------------------
-    # Accumulation is written once, here; a DeepSpeed trainer changes only the hooks below it
-    # (this process's share of the batch, the module called, backward, the optimizer step).
+    # Accumulation is written once, here; the host supplies this process's share of the batch,
+    # the module called, backward, the optimizer step and the sum over processes.
     def _accumulate(self, batch: Any) -> torch.Tensor:
         """Forward/backward over this process's micro-batches; the gradient is that of the batch-mean
         loss over all processes. Returns the batch-mean loss (float64, on the device, summed over processes)."""
+        host = self.host
         total = self.task.count(batch)
         if total <= 0:
             raise ValueError("a training batch has no loss terms (count(batch) == 0)")
-        pieces = micro_batches(self._local_share(batch), self.task.micro_batch_size)
-        per_process_total = total / self.world_size  # gradients are averaged over processes: this makes it a sum
+        pieces = micro_batches(host.local_share(batch), self.task.micro_batch_size)
+        per_process_total = total / host.world_size  # gradients are averaged over processes: this makes it a sum
         loss = torch.zeros((), dtype=torch.float64, device=self.device)
         for index, micro in enumerate(pieces):
-            self._before_micro_batch(last=index == len(pieces) - 1)
+            host.before_micro_batch(last=index == len(pieces) - 1)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                loss_sum, _ = self.task.loss(self._forward_module(), micro)
-            self._backward(loss_sum / per_process_total)
+                loss_sum, _ = self.task.loss(host.forward_module(), micro)
+            host.backward(loss_sum / per_process_total)
             loss += loss_sum.detach().double() / total
-        return self._sum_over_processes(loss)
-
-    def _local_share(self, batch: Any) -> Any:
-        return batch
-
-    def _before_micro_batch(self, last: bool) -> None:
-        pass
-
-    def _forward_module(self) -> torch.nn.Module:
-        return self.model
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def _optimizer_step(self, closure=None) -> None:
-        self.optimizer.step(closure) if closure is not None else self.optimizer.step()
-
-    def _sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
-        return loss
+        return host.sum_over_processes(loss)
 
     def train_step(self, batch: Any) -> torch.Tensor:
         """One optimizer step on one global batch; returns the loss as a device tensor (no host read)."""
@@ -233,21 +297,40 @@ class Trainer:
                 losses.append(self._accumulate(next(halves)))
                 return losses[-1]
 
-            self._optimizer_step(closure)
+            self.host.optimizer_step(closure)
             loss = losses[0]
         else:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self._accumulate(batch)
-            self._optimizer_step()
+            self.host.optimizer_step()
         self.scheduler.step()
         return loss
+
+    def _timed_step(self, batches: Iterator[Any], parameters: list[torch.Tensor]) -> tuple[float, float, float]:
+        """One step on the next batch, counted in the state: (loss, step time, data wait) in seconds.
+        Raises Diverged when the loss or a parameter is no longer finite."""
+        t0 = time.perf_counter()
+        batch = next(batches)
+        data_wait = time.perf_counter() - t0
+        loss_tensor = self.train_step(to_device(batch, self.device))
+        # The step's one host read: the loss and whether loss and parameters are finite.
+        # It also waits for the device, so the clock below times the whole step on a GPU.
+        everything_finite = finite_flag(parameters) & torch.isfinite(loss_tensor)
+        loss, finite = torch.stack([loss_tensor, everything_finite.double()]).tolist()
+        step_time = time.perf_counter() - t0
+        self.state.step += 1
+        if not finite:
+            raise Diverged(self.state.step, "the training loss" if not math.isfinite(loss) else "a parameter")
+        return loss, step_time, data_wait
 
     # --- evaluation --------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, float]:
         self.model.eval()
         with self._evaluation_weights(), torch.no_grad():
+            self._weights_swapped()
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
+        self._weights_swapped()  # back to the training weights
         self.model.train()
         self.log.append({"kind": "eval", "step": step, "time": self.elapsed(), **metrics})
         self.state.last_eval = metrics
@@ -255,9 +338,14 @@ class Trainer:
         return metrics
 
     def _evaluation_weights(self):
-        """Context in which the model holds the weights to evaluate (w_t for swap-needing optimizers).
+        """Context in which the optimizer holds the weights to evaluate (w_t for swap-needing optimizers).
         The registry's declaration decides, not whether the optimizer happens to have eval()/train()."""
         return evaluation_weights(self.optimizer) if self.spec.needs_eval_swap else contextlib.nullcontext()
+
+    def _weights_swapped(self) -> None:
+        """After the optimizer swaps its weights, the host brings the model along (where it holds copies)."""
+        if self.spec.needs_eval_swap:
+            self.host.optimizer_weights_moved()
 
     def _track_target(self, step: int, metrics: dict) -> None:
         if self.target_value is None or self.state.steps_to_target is not None:
@@ -285,38 +373,30 @@ class Trainer:
         batches = task.train_batches(state.step)
         try:
             while state.step < task.total_steps:
-                t0 = time.perf_counter()
-                batch = next(batches)
-                t_data = time.perf_counter() - t0
-                batch = to_device(batch, self.device)
-                lr = self.optimizer.param_groups[0]["lr"]
-                loss_tensor = self.train_step(batch)
-                # The step's one host read: the loss and whether loss and parameters are finite.
-                # It also waits for the device, so the clock below times the whole step on a GPU.
-                everything_finite = finite_flag(parameters) & torch.isfinite(loss_tensor)
-                loss, finite = torch.stack([loss_tensor, everything_finite.double()]).tolist()
-                step_time = time.perf_counter() - t0
-                state.step += 1
-                if not finite:
-                    raise Diverged(state.step, "the training loss" if not math.isfinite(loss) else "a parameter")
-                state.step_time_total += step_time
-                state.data_wait_total += t_data
-                state.interval.add(step_time, loss, t_data)
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (the scheduler steps after it)
+                loss, step_time, data_wait = self._timed_step(batches, parameters)
+                state.add_step(step_time, loss, data_wait)
                 progress.update(1, loss=loss, **{f"{task.examples_name}/s": task.global_batch_size / step_time})
-                if state.step % log_every == 0 or state.step == task.total_steps:
-                    means = state.interval.flush()
-                    state.interval_step_times.append(means["step_time"])
-                    self.log.append({"kind": "train", "step": state.step, "time": self.elapsed(), "loss": means["loss"],
-                                     "lr": lr, "step_time": means["step_time"], "data_wait": means["data_wait"],
-                                     "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None})
-                if state.step % task.eval_every == 0 or state.step == task.total_steps:
+                last = state.step == task.total_steps
+                if state.step % log_every == 0 or last:
+                    self._log_interval(lr)
+                if state.step % task.eval_every == 0 or last:
                     self.evaluate(state.step)
-                if state.step % checkpoint_every == 0 or state.step == task.total_steps:
+                if state.step % checkpoint_every == 0 or last:
                     self.save_checkpoint()
         finally:
             progress.close()
             task.close()
         return self.summary_fields()
+
+    def _log_interval(self, lr: float) -> None:
+        """The 'train' record: the means over the logging interval that ends at this step."""
+        state, task = self.state, self.task
+        means = state.interval.flush()
+        state.interval_step_times.append(means["step_time"])
+        self.log.append({"kind": "train", "step": state.step, "time": self.elapsed(), "loss": means["loss"],
+                         "lr": lr, "step_time": means["step_time"], "data_wait": means["data_wait"],
+                         "epoch": state.step / task.steps_per_epoch if task.steps_per_epoch else None})
 
     def summary_fields(self) -> dict:
         state = self.state

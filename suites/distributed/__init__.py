@@ -5,14 +5,15 @@
 
 The global batch stays the suite's (micro-batch x accumulation x world size), the optimizer is
 the registry's, and a 2-process run takes the steps a 1-process run takes (tests/suites/
-test_distributed.py). What cannot be exact is refused before training (support.py).
+distributed/test_host.py). What cannot be exact is refused before training (support.py).
 
 ds_config     the DeepSpeed config from the suite's batch sizes and the CLI (or a user's JSON)
 support       which optimizer x ZeRO stage x precision combinations are exact; refusals
 launch        joining the process group the launcher set up (or a group of one)
 zero_pieces   ZeRO 1/2: per-layer pieces of DeepSpeed's flat partitions for the client optimizer
-trainer       the engine's Trainer with DeepSpeed's backward, step and checkpoints
-host          the engine's Host for a rank: rank 0 owns the run directory; failures of all ranks
+host          the engine's Host for a rank: rank 0 owns the run directory; failures of all ranks;
+              the Trainer's backward, step and sum over ranks through a DeepSpeed engine
+checkpoints   a run's DeepSpeed checkpoints (per-rank files, meta, 'latest'); whether one can resume
 weights       the fp32 weights in a run's DeepSpeed checkpoint
 """
 

@@ -1,9 +1,16 @@
 """One run under DeepSpeed: what every rank of a launch does differently from one process.
 
-The lifecycle is the engine's (`engine.run_lifecycle`); this Host supplies only what differs.
-Every rank builds the task and trains its share; only rank 0 takes the run lock and writes
-config.json, metrics.jsonl and summary.json. Decisions that depend on the run directory (already
-finished? locked?) are made by rank 0 and broadcast, so every rank acts alike.
+The lifecycle is the engine's (`engine.run_lifecycle`) and the training loop the Trainer's; this
+Host supplies only what differs. Every rank builds the task and trains its share; only rank 0
+takes the run lock and writes config.json, metrics.jsonl and summary.json. Decisions that depend
+on the run directory (already finished? locked?) are made by rank 0 and broadcast, so every rank
+acts alike.
+
+Training: each of the W ranks takes its contiguous 1/W share of every global batch (the suite's)
+and runs the Trainer's accumulation on it (micro-batch loss SUM / (count of the whole global batch
+/ W)) through a DeepSpeed engine, which averages gradients over the ranks: the update is that of
+the global batch-mean loss, as in one process. The logged loss is summed over the ranks.
+Checkpoints go through DeepSpeed's API (checkpoints.py).
 
 Failures: a rank that fails writes failures/rank-<r>.json (error and traceback, tagged with this
 launch's session id) before it exits; rank 0 puts every record of the session into the summary
@@ -30,15 +37,19 @@ import torch
 import torch.distributed
 
 from ..base import BuildContext, TrainingSuite, TrainingTask
+from ..batching import split_batch
 from ..config import ConfigError
-from ..engine import HOSTS, SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError, trainer_arguments
+from ..engine import HOSTS, SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError
 from ..outcomes import RunState
 from ..plan import RunPlan
 from ..run_dir import RunLockedError, atomic_write_text, read_json, run_lock
+from ..trainer import seed_everything
+from . import checkpoints
+from .checkpoints import check_resumable, latest_checkpoint_meta, rank_seed
 from .ds_config import DeepSpeedOptions, deepspeed_settings, with_batch, zero_stage
-from .launch import ProcessGroup, broadcast_from_main, join_process_group
+from .launch import ProcessGroup, all_reduce_sum, broadcast_from_main, join_process_group
 from .support import check_supported, optimizer_view, probe_optimizer
-from .trainer import DeepSpeedTrainer, check_resumable, latest_checkpoint_meta
+from .zero_pieces import ZeroPieces
 
 
 class LauncherStopped(KeyboardInterrupt):
@@ -120,10 +131,6 @@ class DeepSpeedHost(Host):
                                      "deepspeed_config": self.ds_config}
         return config
 
-    def make_trainer(self, task: TrainingTask) -> DeepSpeedTrainer:
-        return DeepSpeedTrainer(group=self.group, ds_config=self.ds_config, seed=self.plan.request.seed,
-                                **trainer_arguments(self.plan, task, self.device))
-
     def keeps_going_after(self, exc: BaseException) -> bool:
         _write_rank_failure(self.plan.run_dir, self.session, self.rank, f"{type(exc).__name__}: {exc}",
                             traceback.format_exc(limit=20))
@@ -145,6 +152,55 @@ class DeepSpeedHost(Host):
         records = [read_json(path) for path in sorted(folder.glob("rank-*.json"))] if folder.is_dir() else []
         return sorted((r for r in records if r and r.get("session") == self.session),
                       key=lambda r: r.get("time", 0.0))
+
+    # --- what the Trainer asks of this rank: its steps and checkpoints through a DeepSpeed engine ---
+    def attach(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Wrap the Trainer's model and the registry's optimizer in a DeepSpeed engine."""
+        import deepspeed
+
+        super().attach(model, optimizer)
+        self.view = optimizer_view(self.ds_config)
+        self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=self.ds_config)
+        self._check_wrapper()
+        self.pieces = ZeroPieces(self.engine.optimizer, optimizer, self.device) if self.view == "zero12" else None
+        if self.rank > 0:
+            seed_everything(rank_seed(self.plan.request.seed, self.rank, 0))
+
+    def _check_wrapper(self) -> None:
+        wrapper = type(self.engine.optimizer).__name__
+        expected = {"whole": type(self.optimizer).__name__, "zero12": "DeepSpeedZeroOptimizer"}.get(self.view)
+        if expected is not None and wrapper != expected:
+            raise RuntimeError(f"DeepSpeed wrapped the optimizer in {wrapper}, not {expected} as nightbench expects "
+                               f"for this configuration ({self.view}); its per-layer norms would not be exact")
+
+    def local_share(self, batch: Any) -> Any:
+        return split_batch(batch, self.world_size)[self.rank]
+
+    def before_micro_batch(self, last: bool) -> None:
+        self.engine.set_gradient_accumulation_boundary(last)
+
+    def forward_module(self) -> torch.nn.Module:
+        return self.engine
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss, scale_wrt_gas=False)  # the loss is already scaled for accumulation
+
+    def optimizer_step(self, closure=None) -> None:
+        self.engine.step()  # DeepSpeed steps without a closure: two-gradient optimizers are refused
+
+    def sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(loss)
+
+    def optimizer_weights_moved(self) -> None:
+        if self.view == "zero12":  # the model's tensors are copies of the partitions: refresh, all-gather
+            self.engine.optimizer.update_lp_params()
+
+    def save_checkpoint(self, run_dir: Path, step: int, trainer_state: dict) -> None:
+        checkpoints.save(self.engine, run_dir, self.group, step, trainer_state,
+                         meta={"zero_stage": zero_stage(self.ds_config), "optimizer_view": self.view})
+
+    def load_checkpoint(self, run_dir: Path) -> dict | None:
+        return checkpoints.load(self.engine, run_dir, self.group, zero_stage(self.ds_config), self.plan.request.seed)
 
 
 def _check_same_data(task: TrainingTask, group: ProcessGroup) -> None:

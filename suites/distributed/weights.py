@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from ..run_dir import read_json
-from .safe_load import MODEL_STATES_FILE, check_tag, load_deepspeed_file, read_latest
-from .trainer import CHECKPOINT_DIR, META_FILE
+from .checkpoints import CHECKPOINT_DIR
+from .safe_load import META_FILE, MODEL_STATES_FILE, check_tag, load_deepspeed_file, read_latest
 
 
 def checkpoint_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:

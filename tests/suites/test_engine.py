@@ -11,7 +11,7 @@ import torch
 from nightbench.optimizers import register_optimizer
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites.config import ConfigError
-from nightbench.suites.engine import RunRequest, SuiteInputError, execute_run
+from nightbench.suites.engine import RunRequest, SuiteInputError, execute_run, plan_run
 from nightbench.suites.run_dir import read_metrics
 
 
@@ -167,3 +167,11 @@ def test_swap_optimizer_is_evaluated_between_eval_and_train(toy_suite, tmp_path,
     outcome = run(tmp_path, optimizer="test_swap")
     assert outcome.status == "completed", outcome.summary.get("error")
     assert _Recorder.swaps == ["eval", "train"] * 3  # three evaluations, each swapped and restored
+
+
+def test_an_unfinished_deepspeed_run_is_not_resumed_without_deepspeed(toy_suite, tmp_path):
+    request = RunRequest(suite="toy", optimizer="sgd", preset="ci", results_root=str(tmp_path), progress=False)
+    run_dir = plan_run(request).run_dir
+    (run_dir / "deepspeed").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="resume it with --deepspeed"):
+        execute_run(request)

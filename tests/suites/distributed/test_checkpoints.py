@@ -1,4 +1,5 @@
-"""A DeepSpeed run's checkpoint files never run code, and a damaged tag never blocks its run (2 processes).
+"""A run's DeepSpeed checkpoints (suites/distributed/checkpoints.py): which ones DeepSpeed can resume;
+their files never run code, and a damaged tag never blocks its run (2 processes).
 
 One `torchrun` launch of this file (as a script) does everything under ZeRO 2 on gloo: an
 uninterrupted run, a run interrupted at step 25 (tags step10 and step20 kept), then for each case a
@@ -19,6 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from nightbench.suites.config import ConfigError
+from nightbench.suites.distributed.checkpoints import check_resumable
+
 REPO = Path(__file__).resolve().parents[3]
 STAGE = 2
 # (damage, file in the latest tag, damage to the previous tag's file or None, step resumed from: None = start again)
@@ -31,6 +35,25 @@ CASES = [
     ("removed", "zero_pp_rank_1_mp_rank_00_optim_states.pt", None, 10),
     ("truncated", "rng_rank0.pt", "malicious pickle", None),
 ]
+
+
+@pytest.mark.parametrize("meta,stage,world,message", [
+    ({"zero_stage": 2, "world_size": 2}, 2, 1, "cannot re-partition"),
+    ({"zero_stage": 0, "world_size": 2}, 2, 2, "resume it with --zero-stage 0"),
+    ({"zero_stage": 1, "world_size": 4}, 1, 2, "resume it with 4 processes"),
+])
+def test_resuming_where_deepspeed_cannot_is_refused(meta, stage, world, message):
+    with pytest.raises(ConfigError, match=message):
+        check_resumable(meta, stage, world)
+
+
+def test_resuming_a_zero0_checkpoint_on_any_world_size():
+    check_resumable({"zero_stage": 0, "world_size": 2}, 0, 1)
+    check_resumable({"zero_stage": 2, "world_size": 2}, 2, 2)
+    check_resumable(None, 2, 8)  # nothing to resume
+
+
+# --- damaged tags (2 processes) ------------------------------------------------------------------
 
 
 def _case_id(case) -> str:
@@ -108,7 +131,7 @@ def launched(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds_checkpoints")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "tests.suites.distributed.test_checkpoint_safety_ds", str(out)]
+               "-m", "tests.suites.distributed.test_checkpoints", str(out)]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads((out / "report.json").read_text()), result.stderr

@@ -1,8 +1,9 @@
-"""Runs under DeepSpeed: 2 processes (gloo) give the 1-process answers; kill and resume; refusals.
+"""A run under DeepSpeed (suites/distributed/host.py): 2 processes (gloo) give the 1-process answers;
+kill and resume; what one rank's failure or other data does; refusals before starting.
 
 Launches are few because each costs seconds of start-up: one `torchrun` launch runs every
 (optimizer, ZeRO stage) of the comparison through the engine (tests/suites/distributed/driver.py);
-the kill-and-resume test adds three more. The 1-process references run in this process.
+the kill-and-resume tests add three more. The 1-process references run in this process.
 """
 
 from __future__ import annotations
@@ -20,21 +21,14 @@ import psutil
 import pytest
 import torch
 
-from nightbench.optimizers import ParamGroupPolicy, get_spec, register_optimizer
-from nightbench.optimizers import registry as optimizer_registry
-from nightbench.optimizers.sharding import ELEMENTWISE, NORM_HOOK, shard_support
 from nightbench.suites.cli import main
-from nightbench.suites.config import ConfigError
-from nightbench.suites.distributed import DeepSpeedOptions
-from nightbench.suites.distributed.ds_config import batch_layout, deepspeed_settings, with_batch
-from nightbench.suites.distributed.support import check_supported, optimizer_view, probe_optimizer
-from nightbench.suites.distributed.trainer import check_resumable, latest_checkpoint_meta
+from nightbench.suites.distributed.checkpoints import latest_checkpoint_meta
 from nightbench.suites.distributed.weights import checkpoint_weights
-from nightbench.suites.engine import RunRequest, execute_run, plan_run
+from nightbench.suites.engine import RunRequest, execute_run
 from nightbench.suites.run_dir import read_metrics
 from nightbench.suites.summary import read_summary
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
        "DS_ACCELERATOR": "cpu", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 OPTIMIZERS = ("nigt", "lamb", "adam")
@@ -49,161 +43,7 @@ TOLERANCE = dict(rtol=1e-5, atol=2e-5)  # float32, sums taken in another order
 BF16_TOLERANCE = dict(rtol=1e-3, atol=1e-3)
 
 
-# --- configuration and refusals (no processes launched) -------------------------------------------
-
-
-@pytest.fixture
-def unknown_optimizer():
-    """A registered optimizer that does not declare how it behaves on shards."""
-
-    @register_optimizer("test_undeclared_sharding", state_slots=0)
-    class Undeclared(torch.optim.SGD):
-        def __init__(self, params, lr=0.1):
-            super().__init__(params, lr=lr)
-
-    yield "test_undeclared_sharding"
-    optimizer_registry.REGISTRY.entries.pop("test_undeclared_sharding", None)
-
-
-def _settings(stage=None, user=None, precision="fp32", tmp_path=None):
-    path = None
-    if user is not None:
-        path = tmp_path / "ds.json"
-        path.write_text(json.dumps(user))
-    return deepspeed_settings(DeepSpeedOptions(zero_stage=stage, config_path=str(path) if path else None), precision)
-
-
-def _check(name, settings, precision="fp32", policy=None, **hyperparameters):
-    """check_supported on the run's probe; returns (how DeepSpeed presents parameters, the declared sharding)."""
-    spec = get_spec(name)
-    hp = spec.resolve(hyperparameters)
-    policy = ParamGroupPolicy.from_dict(policy or {})
-    probe = probe_optimizer(spec, hp, policy)
-    check_supported(spec, probe, settings, precision)
-    return optimizer_view(settings), shard_support(probe)
-
-
-@pytest.mark.parametrize("global_batch,micro,world,expected", [
-    (8, 4, 2, (4, 1)), (256, 32, 8, (32, 1)), (256, 32, 2, (32, 4)), (20, 4, 2, (4, 3)), (8, 16, 1, (8, 1))])
-def test_batch_layout_keeps_the_suites_global_batch(global_batch, micro, world, expected):
-    assert batch_layout(global_batch, micro, world) == expected
-
-
-def test_batch_layout_refuses_a_world_size_that_does_not_divide_the_batch():
-    with pytest.raises(ConfigError, match="cannot be shared evenly by 3"):
-        batch_layout(8, 4, 3)
-
-
-def test_generated_config(tmp_path):
-    settings = _settings(stage=2)
-    assert settings["zero_optimization"]["stage"] == 2
-    assert settings["zero_allow_untested_optimizer"] is True
-    assert settings["gradient_clipping"] == 0.0  # DeepSpeed would clip at 1.0 otherwise
-    assert "torch_autocast" not in settings and "bf16" not in settings
-    config = with_batch(settings, global_batch=256, micro_batch=32, world_size=8)
-    assert (config["train_micro_batch_size_per_gpu"], config["gradient_accumulation_steps"]) == (32, 1)
-    assert "train_batch_size" not in config
-    bf16 = _settings(stage=2, precision="bf16")
-    assert bf16["torch_autocast"] == {"enabled": True, "dtype": "bfloat16", "lower_precision_safe_modules": []}
-
-
-def test_user_config_is_kept_and_the_cli_stage_wins(tmp_path):
-    user = {"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}, "gradient_clipping": 1.0,
-            "train_batch_size": 8}
-    assert _settings(user=user, tmp_path=tmp_path)["zero_optimization"] == {"stage": 1, "reduce_bucket_size": 1000}
-    settings = _settings(stage=2, user=user, tmp_path=tmp_path)
-    assert settings["zero_optimization"]["stage"] == 2 and settings["gradient_clipping"] == 1.0
-    with_batch(settings, global_batch=8, micro_batch=4, world_size=2)  # agrees with the suite: accepted
-    with pytest.raises(ConfigError, match="train_batch_size=8 but the suite's global batch 16"):
-        with_batch(settings, global_batch=16, micro_batch=4, world_size=2)
-
-
-@pytest.mark.parametrize("user,message", [
-    ({"optimizer": {"type": "Adam"}}, "'optimizer' section"),
-    ({"scheduler": {"type": "WarmupLR"}}, "'scheduler' section"),
-    ({"fp16": {"enabled": True}}, "enables fp16"),
-    ({"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}}, "ZeRO-Offload"),
-    ({"zero_optimization": {"stage": 5}}, "stage=5"),
-])
-def test_user_config_sections_that_would_change_the_run_are_refused(tmp_path, user, message):
-    with pytest.raises(ConfigError, match=message):
-        _settings(user=user, tmp_path=tmp_path)
-
-
-def test_unreadable_user_config(tmp_path):
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON"):
-        deepspeed_settings(DeepSpeedOptions(config_path=str(tmp_path / "bad.json")), "fp32")
-    with pytest.raises(ConfigError, match="cannot read"):
-        deepspeed_settings(DeepSpeedOptions(config_path=str(tmp_path / "missing.json")), "fp32")
-
-
-@pytest.mark.parametrize("name", ["nigt", "nsgd", "nsgd_momentum", "lars", "lamb", "adam", "sgd"])
-@pytest.mark.parametrize("stage", [0, 1, 2])
-def test_every_optimizer_with_norms_or_none_runs_at_zero_0_1_2(name, stage):
-    # Accepted because its norms go through the hook (or it has none), in the view stage 0/1/2 gives it.
-    view = "whole" if stage == 0 else "zero12"
-    declared = ELEMENTWISE if name in ("adam", "sgd") else NORM_HOOK
-    assert _check(name, _settings(stage=stage)) == (view, declared)
-    assert _check(name, _settings(stage=stage, precision="bf16"), precision="bf16") == (view, declared)
-
-
-@pytest.mark.parametrize("name", ["nigt", "nsgd_momentum", "lars", "lamb"])
-def test_normalizing_optimizers_are_refused_at_zero_3(name):
-    with pytest.raises(ConfigError, match="normalizes whole layers.*ZeRO stage 3"):
-        _check(name, _settings(stage=3))
-
-
-def test_elementwise_optimizers_run_at_zero_3():
-    assert _check("adam", _settings(stage=3)) == ("zero3", ELEMENTWISE)
-    assert _check("sgd", _settings(stage=3)) == ("zero3", ELEMENTWISE)
-
-
-def test_two_gradient_optimizer_is_refused_under_deepspeed():
-    for stage in (0, 2):
-        with pytest.raises(ConfigError, match="2 gradients per step through step\\(closure\\)"):
-            _check("nigt_adaptive", _settings(stage=stage))
-
-
-def test_undeclared_optimizer_runs_only_on_whole_tensors(unknown_optimizer):
-    _check(unknown_optimizer, _settings(stage=0))
-    for stage in (1, 2, 3):
-        with pytest.raises(ConfigError, match="does not declare how it behaves on sharded parameters"):
-            _check(unknown_optimizer, _settings(stage=stage))
-
-
-def test_global_norm_over_two_adapted_groups_needs_whole_tensors():
-    both = {"policy": {"excluded_layer_adaptation": True}}
-    _check("nigt", _settings(stage=0), norm="global", **both)
-    _check("nigt", _settings(stage=2), norm="global")  # one adapted group: exact
-    with pytest.raises(ConfigError, match="one param group at a time"):
-        _check("nigt", _settings(stage=2), norm="global", **both)
-
-
-def test_deepspeed_bf16_weights(tmp_path):
-    weights = {"bf16": {"enabled": True}}
-    with pytest.raises(ConfigError, match="add --precision bf16"):
-        _check("adam", _settings(stage=2, user=weights, tmp_path=tmp_path))
-    _check("nigt", _settings(stage=2, user=weights, tmp_path=tmp_path, precision="bf16"), precision="bf16")
-    _check("adam", _settings(stage=0, user=weights, tmp_path=tmp_path, precision="bf16"), precision="bf16")
-    with pytest.raises(ConfigError, match="bf16 weights at ZeRO stage 0"):  # whole groups flattened
-        _check("nigt", _settings(stage=0, user=weights, tmp_path=tmp_path, precision="bf16"), precision="bf16")
-
-
-@pytest.mark.parametrize("meta,stage,world,message", [
-    ({"zero_stage": 2, "world_size": 2}, 2, 1, "cannot re-partition"),
-    ({"zero_stage": 0, "world_size": 2}, 2, 2, "resume it with --zero-stage 0"),
-    ({"zero_stage": 1, "world_size": 4}, 1, 2, "resume it with 4 processes"),
-])
-def test_resuming_where_deepspeed_cannot_is_refused(meta, stage, world, message):
-    with pytest.raises(ConfigError, match=message):
-        check_resumable(meta, stage, world)
-
-
-def test_resuming_a_zero0_checkpoint_on_any_world_size():
-    check_resumable({"zero_stage": 0, "world_size": 2}, 0, 1)
-    check_resumable({"zero_stage": 2, "world_size": 2}, 2, 2)
-    check_resumable(None, 2, 8)  # nothing to resume
+# --- refusals (no processes launched) ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("args,message", [
@@ -217,13 +57,6 @@ def test_cli_refuses_before_starting(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
     assert not (tmp_path / "bert_mlm").exists()
 
-
-def test_an_unfinished_deepspeed_run_is_not_resumed_without_deepspeed(toy_suite, tmp_path):
-    request = RunRequest(suite="toy", optimizer="sgd", preset="ci", results_root=str(tmp_path), progress=False)
-    run_dir = plan_run(request).run_dir
-    (run_dir / "deepspeed").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="resume it with --deepspeed"):
-        execute_run(request)
 
 
 # --- 2 processes ---------------------------------------------------------------------------------
