@@ -47,10 +47,19 @@ def test_resuming_where_deepspeed_cannot_is_refused(meta, stage, world, message)
         check_resumable(meta, stage, world)
 
 
-def test_resuming_a_zero0_checkpoint_on_any_world_size():
-    check_resumable({"zero_stage": 0, "world_size": 2}, 0, 1)
-    check_resumable({"zero_stage": 2, "world_size": 2}, 2, 2)
-    check_resumable(None, 2, 8)  # nothing to resume
+@pytest.mark.parametrize("meta, stage, world_size, refusal", [
+    ({"zero_stage": 0, "world_size": 2}, 0, 1, None),  # ZeRO 0 resumes at any world size
+    ({"zero_stage": 2, "world_size": 2}, 2, 2, None),  # same stage, same world size
+    (None, 2, 8, None),  # nothing to resume
+    ({"zero_stage": 2, "world_size": 2}, 2, 1, "resume it with 2 processes"),
+    ({"zero_stage": 0, "world_size": 2}, 2, 2, "resume it with --zero-stage 0"),
+])
+def test_resuming_a_zero0_checkpoint_on_any_world_size(meta, stage, world_size, refusal):
+    if refusal is None:
+        assert check_resumable(meta, stage, world_size) is None
+    else:
+        with pytest.raises(ConfigError, match=refusal):
+            check_resumable(meta, stage, world_size)
 
 
 # --- damaged tags (2 processes) ------------------------------------------------------------------
