@@ -9,7 +9,7 @@ InputError before a run directory is left behind. A finished run is never rewrit
 
 What differs between one process and a DeepSpeed launch is a `Host`: this module's `Host` is one
 process; `distributed/host.py` supplies the DeepSpeed one (ranks, rank-0 writing, sharded
-checkpoints, failures of other ranks). The same Host serves the Trainer (`trainer.TrainingHost`).
+checkpoints, failures of other ranks). The same Host serves the Trainer (`training_host.TrainingHost`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from .progress import Progress
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import MetricsLog, atomic_write_json, read_metrics, run_lock
 from .summary import CONFIG_FORMAT_VERSION, VERSION_KEY, RunSummary, read_config, read_summary, write_summary
-from .trainer import Diverged, Trainer, TrainingHost, seed_everything
+from .trainer import Diverged, Trainer
+from .training_host import TrainingHost, seed_everything
 
 
 class SuiteInputError(ConfigError):

@@ -7,21 +7,19 @@ What the loop asks of the optimizer's registry entry (no suite or loop mentions 
 Gradient accumulation: a (half-)batch is cut into micro-batches of task.micro_batch_size; each
 micro-batch's loss SUM is divided by the whole (half-)batch's count, so accumulation is exact.
 What differs between one process and a rank of a DeepSpeed launch (the batch share, backward and
-step, the sum over processes, checkpoints, the log) is asked of the run's host: `TrainingHost`.
+step, the sum over processes, checkpoints, the log) is asked of the run's host (training_host.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import statistics
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 
 from nightbench.optimizers import OptimizerSpec, build_scheduler, create, evaluation_weights
@@ -29,10 +27,9 @@ from nightbench.optimizers.finite import finite_flag
 
 from .base import TrainingTask
 from .batching import micro_batches, split_batch, to_device
-from .checkpoint_store import CheckpointStore
 from .layout import METRICS_FILE
 from .progress import Progress
-from .run_dir import MetricsLog
+from .training_host import TrainingHost
 
 
 class Diverged(Exception):
@@ -97,123 +94,6 @@ class TrainingState:
         saved = dict(saved)
         interval = {f.name: saved.pop(f"interval_{f.name}") for f in fields(IntervalStats) if f"interval_{f.name}" in saved}
         return cls(**saved, interval=IntervalStats(**interval))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    """The random streams' states as plain data (tensors, lists, numbers, strings), which a weights-only
-    load reads back: numpy's and Python's own state objects would need globals allow-listed."""
-    kind, key, position, has_gauss, cached_gaussian = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "key": key.tolist(), "position": int(position), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached_gaussian)},
-        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    """Restore what _rng_state saved (generators take their state as CPU tensors, wherever it was loaded to)."""
-    torch.set_rng_state(state["torch"].cpu())
-    numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["kind"], np.array(numpy_state["key"], dtype=np.uint32), numpy_state["position"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    python_state = state["python"]
-    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([cuda_state.cpu() for cuda_state in state["cuda"]])
-
-
-class NullLog:
-    """The metrics log of a process that does not write the run's (a DeepSpeed rank other than 0)."""
-
-    def append(self, record: dict) -> None:
-        pass
-
-    def offset(self) -> int:
-        return 0
-
-    def truncate(self, offset: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-# What the Trainer itself keeps in every checkpoint, beside what its host saves (weights, random streams).
-TRAINER_CHECKPOINT_KEYS = ("scheduler", "state", "metrics_offset")
-
-
-class TrainingHost:
-    """What the Trainer asks of the place it runs; these methods are one process's.
-
-    `engine.Host` extends this with the run's lifecycle, and `distributed/host.py`'s DeepSpeedHost
-    overrides both for one rank of a DeepSpeed launch: the Trainer is the same everywhere."""
-
-    is_main = True  # the process that owns the run directory
-    rank, world_size = 0, 1
-    device: torch.device  # where the run's tensors live (set by the engine's Host)
-
-    def attach(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Take the model and optimizer the Trainer built (a DeepSpeed rank wraps them in its engine)."""
-        self.model, self.optimizer = model, optimizer
-
-    def open_log(self, path: Path) -> MetricsLog | NullLog:
-        """The run's metrics log; a process other than the main one gets a log that writes nothing."""
-        return MetricsLog(path) if self.is_main else NullLog()
-
-    # --- one step: the Trainer's accumulation calls these ------------------------------------
-    def local_share(self, batch: Any) -> Any:
-        """This process's share of a global batch."""
-        return batch
-
-    def before_micro_batch(self, last: bool) -> None:
-        """Told whether the coming micro-batch is the last of the (half-)batch."""
-
-    def forward_module(self) -> torch.nn.Module:
-        """The module the loss is computed with."""
-        return self.model
-
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def optimizer_step(self, closure=None) -> None:
-        self.optimizer.step(closure) if closure is not None else self.optimizer.step()
-
-    def sum_over_processes(self, loss: torch.Tensor) -> torch.Tensor:
-        return loss
-
-    def optimizer_weights_moved(self) -> None:
-        """The optimizer changed its weights outside a step (an evaluation swap, and back). One process's
-        model holds the optimizer's own tensors: nothing to do."""
-
-    # --- checkpoints ---------------------------------------------------------------------------
-    def save_checkpoint(self, run_dir: Path, step: int, trainer_state: dict) -> None:
-        """Save the model, optimizer and random streams with `trainer_state` (TRAINER_CHECKPOINT_KEYS), as
-        the step's checkpoint (one process keeps its newest two in checkpoint_store's files)."""
-        CheckpointStore(run_dir).save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                                       "rng": _rng_state(), **trainer_state})
-
-    def load_checkpoint(self, run_dir: Path) -> dict | None:
-        """Restore the newest checkpoint that loads safely (damaged ones are moved aside) and return the
-        trainer's state saved with it; None: there is none, start again."""
-        payload = CheckpointStore(run_dir, required_keys=("model", "optimizer", "rng", *TRAINER_CHECKPOINT_KEYS)
-                                  ).load(map_location=self.device)
-        if payload is None:
-            return None
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        _set_rng_state(payload["rng"])
-        return payload
 
 
 class Trainer:

@@ -17,7 +17,7 @@ import torch
 from ..checkpoint_store import CheckpointStore, announce_on_stderr, load_weights_only
 from ..config import ConfigError
 from ..run_dir import atomic_write_json, atomic_write_text, read_json
-from ..trainer import _rng_state, _set_rng_state, seed_everything
+from ..training_host import rng_state, seed_everything, set_rng_state
 from .launch import ProcessGroup, barrier, broadcast_from_main
 from .safe_load import META_FILE, complete_tags, read_latest, tag_step, usable_tag
 
@@ -36,7 +36,7 @@ def save(engine: Any, run_dir: Path, group: ProcessGroup, step: int, trainer_sta
     tag = f"step{step}"
     tag_dir = checkpoint_dir / tag
     tag_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(_rng_state(), tag_dir / f"rng_rank{group.rank}.pt")
+    torch.save(rng_state(), tag_dir / f"rng_rank{group.rank}.pt")
     engine.save_checkpoint(str(checkpoint_dir), tag=tag, client_state=trainer_state, save_latest=False)
     barrier()  # every rank's files are complete before 'latest' names them
     if group.is_main:
@@ -70,7 +70,7 @@ def load(engine: Any, run_dir: Path, group: ProcessGroup, stage: int, seed: int)
         raise RuntimeError(f"DeepSpeed could not load the checkpoint {tag_dir}")
     rng_file = tag_dir / f"rng_rank{group.rank}.pt"
     if meta.get("world_size") == group.world_size and rng_file.exists():
-        _set_rng_state(load_weights_only(rng_file))  # plain data: no global allowed
+        set_rng_state(load_weights_only(rng_file))  # plain data: no global allowed
     else:  # a new world size: ranks start fresh streams from (seed, rank, step)
         step = trainer_state["state"]["step"]
         seed_everything(rank_seed(seed, group.rank, step) if group.rank else seed)

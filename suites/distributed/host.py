@@ -43,7 +43,7 @@ from ..engine import HOSTS, SUITE_INPUT_EXCEPTIONS, Host, SuiteInputError
 from ..outcomes import RunState
 from ..plan import RunPlan
 from ..run_dir import RunLockedError, atomic_write_text, read_json, run_lock
-from ..trainer import seed_everything
+from ..training_host import seed_everything
 from . import checkpoints
 from .checkpoints import check_resumable, latest_checkpoint_meta, rank_seed
 from .ds_config import DeepSpeedOptions, deepspeed_settings, with_batch, zero_stage

@@ -17,7 +17,7 @@ from nightbench.suites.checkpoint_store import (
     load_weights_only,
     move_aside,
 )
-from nightbench.suites.trainer import _rng_state, _set_rng_state
+from nightbench.suites.training_host import rng_state, set_rng_state
 
 
 @dataclasses.dataclass
@@ -137,7 +137,7 @@ def test_move_aside_never_overwrites(tmp_path):
 def test_rng_state_survives_a_weights_only_load(tmp_path):
     torch.manual_seed(3), np.random.seed(3), random.seed(3)
     random.gauss(0, 1), np.random.normal()  # leave a cached Gaussian in both Box-Muller generators
-    torch.save(_rng_state(), tmp_path / "rng.pt")
+    torch.save(rng_state(), tmp_path / "rng.pt")
 
     def draws():
         return [float(torch.rand(())), float(np.random.normal()), float(np.random.rand()), random.gauss(0, 1),
@@ -145,5 +145,5 @@ def test_rng_state_survives_a_weights_only_load(tmp_path):
 
     expected = draws()
     draws()
-    _set_rng_state(load_weights_only(tmp_path / "rng.pt"))
+    set_rng_state(load_weights_only(tmp_path / "rng.pt"))
     assert draws() == expected
