@@ -16,8 +16,7 @@ from nightbench.optimizers.lars import Lars
 from .conformance import (
     assert_resume_is_bit_identical,
     max_relative_error,
-    oscillating_schedule,
-    point_gradient,
+    reference_run,
     run_packaged,
 )
 
@@ -40,24 +39,17 @@ def make_params(seed: int, transposed: bool = False) -> list[torch.Tensor]:
 
 def reference_lars(params, groups, steps, base_lrs, momentum, trust_coefficient):
     """The formula, written plainly with fresh tensors (no in-place tricks)."""
-    w = [p.detach().clone() for p in params]
-    v = [torch.zeros_like(x) for x in w]
-    index = {id(p): i for i, p in enumerate(params)}
-    for t in range(steps):
-        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
-        for group, base in zip(groups, base_lrs):
-            lam = group["weight_decay"]
-            for p in group["params"]:
-                i = index[id(p)]
-                if group["layer_adaptation"]:
-                    wn, gn = w[i].norm().item(), grads[i].norm().item()
-                    denom = gn + lam * wn
-                    local = 1.0 if wn == 0 or denom == 0 else trust_coefficient * wn / denom
-                else:
-                    local = 1.0
-                v[i] = momentum * v[i] + oscillating_schedule(t, base) * local * (grads[i] + lam * w[i])
-                w[i] = w[i] - v[i]
-    return w
+    def update(w, v, g, lr, group):
+        lam = group["weight_decay"]
+        if group["layer_adaptation"]:
+            wn, gn = w.norm().item(), g.norm().item()
+            denom = gn + lam * wn
+            local = 1.0 if wn == 0 or denom == 0 else trust_coefficient * wn / denom
+        else:
+            local = 1.0
+        v = momentum * v + lr * local * (g + lam * w)
+        return w - v, v
+    return reference_run(params, groups, base_lrs, steps, update)
 
 
 @pytest.fixture
