@@ -17,7 +17,7 @@ from nightbench.suites.memory_overhead.models import build_model_under_test
 from nightbench.suites.memory_overhead.peak import cpu_peak_unavailable_reason, measure_peak_in_subprocess
 from nightbench.suites.memory_overhead.presets import PRESETS, validate_config
 
-from ..optimizers.builtins import PARAMETER_SHAPED
+from tests.optimizers.builtins import PARAMETER_SHAPED
 
 CPU = torch.device("cpu")
 
