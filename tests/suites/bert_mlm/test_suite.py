@@ -10,8 +10,6 @@ import pytest
 from nightbench.optimizers import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, get_spec, names
 from nightbench.suites.base import PRESET_NAMES
 from nightbench.suites.bert_mlm import SUITE
-from nightbench.suites.bert_mlm.cache import cached_directory
-from nightbench.suites.bert_mlm.corpus import python_docs_corpus
 from nightbench.suites.config import resolve_config
 from nightbench.suites.engine import RunRequest, execute_run
 
@@ -52,36 +50,6 @@ def test_schedule_is_linear_warmup_then_linear_decay(ci_task):
     assert schedule.multiplier(0) == pytest.approx(0.5) and schedule.multiplier(1) == pytest.approx(1.0)
     assert schedule.multiplier(total - 1) == pytest.approx(1 / total)
     assert (schedule.kind, schedule.power, schedule.total_steps) == ("poly", 1.0, total)
-
-
-def test_offline_corpus_is_deterministic_deduplicated_and_capped():
-    first = python_docs_corpus(["pydoc_topics"], max_chars=50_000)
-    assert first == python_docs_corpus(["pydoc_topics"], max_chars=50_000)
-    assert len(set(" ".join(d.split()) for d in first)) == len(first)
-    assert 50_000 <= sum(map(len, first)) < 50_000 + max(map(len, first))
-    assert not any(line.lstrip().startswith(">>>") for doc in first for line in doc.splitlines())
-    with pytest.raises(ValueError, match="corpus_sources"):
-        python_docs_corpus(["wikipedia"])
-
-
-def test_cached_artifacts_are_built_once_and_failures_leave_nothing(tmp_path):
-    calls = []
-
-    def build(out):
-        calls.append(out)
-        (out / "data.txt").write_text("x")
-
-    first = cached_directory(tmp_path, "thing", {"a": 1}, build)
-    second = cached_directory(tmp_path, "thing", {"a": 1}, build)
-    other = cached_directory(tmp_path, "thing", {"a": 2}, build)
-    assert first == second != other and len(calls) == 2 and (first / "data.txt").read_text() == "x"
-
-    def broken(out):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        cached_directory(tmp_path, "broken", {}, broken)
-    assert not list(tmp_path.glob("*broken*")), "no half-built artifact remains"
 
 
 @pytest.mark.parametrize("optimizer", names())
