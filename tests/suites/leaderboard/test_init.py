@@ -1,4 +1,5 @@
-"""The leaderboard on the toy suite: planning, skipping finished runs, failures, the tuning protocol."""
+"""The `leaderboard` command (suites/leaderboard/__init__.py) end to end on the toy suite: planning,
+skipping finished runs, failures, the tuning protocol, and a board that did not finish its runs."""
 
 from __future__ import annotations
 
