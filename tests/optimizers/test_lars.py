@@ -178,3 +178,19 @@ def test_invalid_hyperparameters_fail_by_name():
         Lars(p, momentum=1.0)
     with pytest.raises(ValueError, match="trust_coefficient"):
         Lars(p, trust_coefficient=0.0)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["contiguous", "non-contiguous"])
+@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 5e-3), (0.0, 5e-3), (0.9, 0.0)])
+def test_lars_multi_tensor_matches_the_formula(transposed, momentum, weight_decay):
+    params = make_params(seed=1, transposed=transposed)
+    policy = ParamGroupPolicy(excluded_lr_multiplier=0.1, excluded_weight_decay=True)
+    optimizer = create("lars", params, policy=policy, lr=2.0, momentum=momentum, weight_decay=weight_decay,
+                       trust_coefficient=0.02, foreach=True)
+    groups = [dict(g) for g in optimizer.param_groups]
+    base_lrs = [g["lr"] for g in groups]
+    start = [p.detach().clone() for p in params]
+    expected = reference_lars(params, groups, STEPS, base_lrs, momentum, 0.02)
+    run_packaged(optimizer, params, STEPS, base_lrs)
+    assert max_relative_error(params, expected) < 1e-10
+    assert max_relative_error(params, start) > 1e-2  # it really moved

@@ -18,6 +18,7 @@ import pytest
 
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites.cli import main
+from tests.optimizers.builtins import MODERN, PAPER
 from tests.plugin_files import always_nan_plugin, sign_sgd_plugin
 
 PLUGIN = sign_sgd_plugin("cli_test_sign_sgd", lr=0.01)
@@ -253,3 +254,17 @@ def test_a_failing_disk_exits_1_with_one_line_naming_cause_and_path(clean_catalo
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "internal error" not in err, err
     assert err.startswith(f"nightbench: {message}: {tmp_path}") and "config.json" in err and advice in err
+
+
+PAPER_SET, MODERN_SET = set(PAPER), set(MODERN)
+
+
+def test_list_optimizers_groups_them_by_set(capsys):
+    assert main(["list", "optimizers"]) == 0
+    current, seen = None, {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("== "):
+            current = line.split()[1]
+        elif line and not line.startswith(" ") and current is not None and line.split()[0] in PAPER_SET | MODERN_SET:
+            seen[line.split()[0]] = current
+    assert seen == {**{n: "paper" for n in PAPER_SET}, **{n: "modern" for n in MODERN_SET}}

@@ -1,10 +1,13 @@
-"""The planner's tuning grid: the window around the default lr, and which presets tune over the whole grid."""
+"""The planner: the tuning grid's window around the default lr, which presets tune over the whole grid,
+and the default board (the paper's set; optimizer sets are accepted)."""
 
 from __future__ import annotations
 
 import pytest
 
 from nightbench.suites import leaderboard
+from nightbench.suites.leaderboard.planner import BoardSettings
+from tests.optimizers.builtins import MODERN, PAPER
 
 
 def test_tuning_grid_window():
@@ -20,3 +23,11 @@ def test_tuning_grid_window():
 def test_paper_preset_tunes_over_the_whole_grid(preset, expected):
     assert leaderboard.tuning_window(preset, None) == expected
     assert leaderboard.tuning_window(preset, "full") is None
+
+
+PAPER_SET, MODERN_SET = set(PAPER), set(MODERN)
+
+
+def test_the_default_board_is_the_paper_set_and_sets_are_accepted():
+    assert set(BoardSettings.create(suites=["bert_mlm"], preset="ci").optimizers) == PAPER_SET
+    assert set(BoardSettings.create(suites=["bert_mlm"], optimizers=["modern"], preset="ci").optimizers) == MODERN_SET
