@@ -62,3 +62,16 @@ def test_criteria_on_hand_made_floors():
     assert findings.keeps_shrinking({1e-2: 0.08, 1e-3: 0.03}, 0.2)
     assert not findings.keeps_shrinking({1e-2: 0.03, 1e-3: 0.029}, 0.2)  # low but not falling with the lr
     assert not findings.keeps_shrinking({1e-2: 0.08, 1e-3: math.inf}, 0.2)  # a diverged unit
+
+
+@pytest.mark.parametrize("per_problem, expected", [
+    ({"skewed_noise": ["lower", "lower"]}, (True, ["skewed_noise"])),
+    ({"skewed_noise": ["lower", "unclear"]}, (None, ["skewed_noise"])),
+    ({"skewed_noise": ["lower", "higher"]}, (False, ["skewed_noise"])),
+    ({"skewed_noise": []}, (None, ["skewed_noise"])),
+    ({"skewed_noise": ["lower"], "mlp": ["higher"]}, (True, ["skewed_noise"])),  # the paper's example decides
+    ({"mlp": ["lower"], "nonconvex": ["lower"]}, (True, ["mlp", "nonconvex"])),
+    ({"mlp": ["lower"], "nonconvex": ["unclear"]}, (None, ["mlp", "nonconvex"])),
+])
+def test_momentum_rescue_rule(per_problem, expected):
+    assert findings.momentum_rescue(per_problem) == expected
