@@ -1,4 +1,5 @@
-"""The tokenizer: a WordPiece trained here and saved, loaded back from its folder with the same ids."""
+"""The tokenizer: training twice gives the same vocabulary; a saved one loads back from its folder with the
+same ids, and a path that is a file is refused."""
 
 from __future__ import annotations
 

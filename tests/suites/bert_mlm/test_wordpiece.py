@@ -1,4 +1,4 @@
-"""The local WordPiece: merges by frequency, ties by spelling, the same vocabulary every time."""
+"""The local WordPiece: merges by frequency, ties by spelling, continuation pieces inside words."""
 
 from __future__ import annotations
 
