@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -74,22 +72,13 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size() if t.dim() > 0 else 0  # 0-dim scalars: negligible traffic
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_seconds(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> float:
+    """`warmup` untimed calls, then the memory_overhead suite's timing: the median of `repeats` synchronized calls."""
+    from nightbench.suites.memory_overhead.measure import median_seconds as synchronized_median
+
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return synchronized_median(fn, repeats, device)
 
 
 def copy_bandwidth(device: torch.device, numel: int) -> float:
