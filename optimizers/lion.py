@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ._base import run_closure
+from ._sign_step import sign_step_, tensors_with_slot
 from .hyperparams import beta_param, lr_param, weight_decay_param
 from .registry import register_optimizer
 from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, SECOND_MOMENT, WARMUP, WARMUP_FRACTION
@@ -48,18 +49,7 @@ class Lion(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = run_closure(closure)
-        for group in self.param_groups:
-            lr, beta1, beta2, decay = group["lr"], group["beta1"], group["beta2"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                m = state["exp_avg"]
-                direction = m.lerp(p.grad, 1 - beta1).sign_()
-                if decay:
-                    p.mul_(1 - lr * decay)
-                p.add_(direction, alpha=-lr)
-                m.lerp_(p.grad, 1 - beta2)
+        for group, p, m in tensors_with_slot(self, "exp_avg"):
+            sign_step_(p, m.lerp(p.grad, 1 - group["beta1"]).sign_(), group)
+            m.lerp_(p.grad, 1 - group["beta2"])
         return loss

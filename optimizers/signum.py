@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ._base import run_closure
+from ._sign_step import sign_step_, tensors_with_slot
 from .hyperparams import beta_param, lr_param, weight_decay_param
 from .registry import register_optimizer
 from .search_space import DECOUPLED_DECAY, LR_AROUND_DEFAULT, MOMENTUM, WARMUP, WARMUP_FRACTION
@@ -45,17 +46,7 @@ class Signum(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = run_closure(closure)
-        for group in self.param_groups:
-            lr, beta, decay = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                m = state["momentum_buffer"]
-                m.lerp_(p.grad, 1 - beta)
-                if decay:
-                    p.mul_(1 - lr * decay)
-                p.add_(m.sign(), alpha=-lr)
+        for group, p, m in tensors_with_slot(self, "momentum_buffer"):
+            m.lerp_(p.grad, 1 - group["momentum"])
+            sign_step_(p, m.sign(), group)
         return loss

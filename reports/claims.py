@@ -104,17 +104,21 @@ def _described(name: str, interval: Interval) -> str:
     return f"{name} {shown} ({interval.n} seeds, {interval.method})"
 
 
+def _reason(head: str, outcome: str, seeds: str, endings: dict[str, str], overlapped: str) -> str:
+    """A verdict's reason: `head`, then the ending of its outcome; too few seeds, or an interval that
+    overlaps `overlapped` (no ending of its own), also say how many seeds there are and need to be."""
+    if outcome == TOO_FEW:
+        return f"fewer than two completed seeds on a side, so no interval: {head}; {seeds}"
+    if outcome in endings:
+        return head + endings[outcome]
+    return f"{head}, which overlaps {overlapped}; {seeds}"
+
+
 def difference_reason(diff: Difference, ours: str, theirs: str) -> str:
     """The verdict's reason for one comparison: the difference, its interval, and the seeds it needs."""
     head = f"the difference {ours} − {theirs} is {diff.interval_text()}"
-    outcome = diff.outcome
-    if outcome == TOO_FEW:
-        return f"fewer than two completed seeds on a side, so no interval: {head}; {diff.seeds_text()}"
-    if outcome == BETTER:
-        return f"{head}, clear of zero on the better side"
-    if outcome == WORSE:
-        return f"{head}, clear of zero on the worse side"
-    return f"{head}, which overlaps zero; {diff.seeds_text()}"
+    endings = {BETTER: ", clear of zero on the better side", WORSE: ", clear of zero on the worse side"}
+    return _reason(head, diff.outcome, diff.seeds_text(), endings, "zero")
 
 
 def parity_reason(test: ParityTest, ours: str, theirs: str) -> str:
@@ -122,16 +126,13 @@ def parity_reason(test: ParityTest, ours: str, theirs: str) -> str:
     margin = fmt.number(test.margin, 3)
     head = (f"the difference {ours} − {theirs} is {test.difference.interval_text()} (90% Welch interval, the "
             f"one-sided 95% test of non-inferiority) against the margin δ = {margin}")
-    outcome = test.outcome
-    if outcome == TOO_FEW:
-        return f"fewer than two completed seeds on a side, so no interval: {head}; {test.seeds_text()}"
-    if outcome == CLEARLY_BETTER:
-        return f"{head}: not worse by more than δ, and clear of zero on the better side ({ours} is clearly better)"
-    if outcome == MATCHES:
-        return f"{head}: its lower end lies above −δ, so {ours} is not worse by more than δ"
-    if outcome == WORSE_BY_MARGIN:
-        return f"{head}: its upper end lies below −δ, so {ours} is worse by more than δ"
-    return f"{head}, which overlaps −δ; {test.seeds_text()}"
+    endings = {
+        CLEARLY_BETTER: (f": not worse by more than δ, and clear of zero on the better side "
+                         f"({ours} is clearly better)"),
+        MATCHES: f": its lower end lies above −δ, so {ours} is not worse by more than δ",
+        WORSE_BY_MARGIN: f": its upper end lies below −δ, so {ours} is worse by more than δ",
+    }
+    return _reason(head, test.outcome, test.seeds_text(), endings, "−δ")
 
 
 def _protocol_note(tuned: dict[str, bool], ours: str, baseline: str) -> str:

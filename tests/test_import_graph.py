@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from nightbench.optimizers import nsgd
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"optimizers": "nightbench.optimizers", "suites": "nightbench.suites", "reports": "nightbench.reports"}
 ALLOWED = {"optimizers": set(), "suites": {"optimizers"}, "reports": {"optimizers", "suites"}}
@@ -119,3 +121,37 @@ def test_no_import_cycle():
     graph = import_graph()
     assert "nightbench.suites.engine" in graph and graph["nightbench.suites.engine"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+PACKAGE = Path(nsgd.__file__).parent
+
+
+def _imports_inside_the_package(path: Path) -> set[str]:
+    """Sibling modules a module imports (relative imports, at any depth of the file)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_package_modules_import_each_other_without_cycles():
+    graph = {p.stem: _imports_inside_the_package(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert "registry" not in graph["timm_bridge"] and "timm_bridge" in graph["registry"]
+    visiting, done = set(), set()
+
+    def visit(module: str, path: tuple) -> None:
+        assert module not in visiting, f"import cycle: {' -> '.join(path + (module,))}"
+        if module in done or module not in graph:
+            return
+        visiting.add(module)
+        for target in graph[module]:
+            visit(target, path + (module,))
+        visiting.discard(module)
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import itertools
 import os
 import statistics
 import sys
@@ -25,6 +24,11 @@ import torch
 
 from nightbench.optimizers import create, get_spec, names
 from nightbench.optimizers._base import NightbenchOptimizer
+
+if __package__:
+    from .fixed_gradients import fixed_gradient_step
+else:  # run as a script: python tests/benchmarks/cpu_body_choice.py
+    from fixed_gradients import fixed_gradient_step
 
 # 48 weight matrices and 2 bias vectors: 25,167,872 + 2,048 parameters, 50 tensors (~100 MB).
 SHAPES = [(1024, 512)] * 48 + [(1024,)] * 2
@@ -44,17 +48,9 @@ def _is_two_body_class(factory: object) -> bool:
 
 def stepper(optimizer: torch.optim.Optimizer, name: str, params: list[torch.nn.Parameter]) -> Callable[[], None]:
     """One step; a two-gradient optimizer's closure hands out two fixed gradient sets in turn."""
-    if get_spec(name).gradients_per_step == 1:
-        return optimizer.step
     first = [p.grad for p in params]
-    sets = itertools.cycle((first, [g.flip(0) for g in first]))
-
-    def closure() -> float:
-        for p, g in zip(params, next(sets)):
-            p.grad = g
-        return 0.0
-
-    return lambda: optimizer.step(closure)
+    sets = [first] if get_spec(name).gradients_per_step == 1 else [first, [g.flip(0) for g in first]]
+    return fixed_gradient_step(optimizer, params, sets)
 
 
 @dataclass

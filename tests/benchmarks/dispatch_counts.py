@@ -23,7 +23,6 @@ multi-tensor body makes none and dispatches as many ops at 200 tensors as at 48.
 from __future__ import annotations
 
 import collections
-import inspect
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -32,6 +31,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nightbench.optimizers import create, get_spec
+from nightbench.optimizers.registry import takes_foreach
+
+if __package__:
+    from .fixed_gradients import fixed_gradient_step
+else:  # run as a script: python tests/benchmarks/dispatch_counts.py
+    from fixed_gradients import fixed_gradient_step
 
 WIDTH = 16
 TENSOR_COUNTS = (48, 200)
@@ -80,21 +85,12 @@ def fill_gradients(model: torch.nn.Module, seed: int) -> list[torch.Tensor]:
 
 
 def stepper(optimizer: torch.optim.Optimizer, model: torch.nn.Module, gradients_per_step: int) -> Callable[[], None]:
-    """One step on fixed gradients; a two-gradient optimizer's closure only swaps .grad references
-    (no aten op of its own, so the count is the optimizer's alone)."""
-    if gradients_per_step == 1:
-        return optimizer.step
+    """One step on fixed gradients (a two-gradient optimizer's are two new sets, in turn)."""
     params = list(model.parameters())
-    halves = (fill_gradients(model, 1), fill_gradients(model, 2))
-    calls = [0]
-
-    def closure() -> float:
-        for p, g in zip(params, halves[calls[0] % 2]):
-            p.grad = g
-        calls[0] += 1
-        return 0.0
-
-    return lambda: optimizer.step(closure)
+    sets = [[p.grad for p in params]]
+    if gradients_per_step != 1:
+        sets = [fill_gradients(model, 1), fill_gradients(model, 2)]
+    return fixed_gradient_step(optimizer, params, sets)
 
 
 def count_one_step(make: Callable[[torch.nn.Module], torch.optim.Optimizer], tensors: int,
@@ -126,19 +122,12 @@ SGD_FOREACH = "torch SGD-momentum foreach"
 SGD_FOREACH_SAME_GROUPS = "torch SGD-momentum foreach, 2 groups"
 
 
-def has_bodies(name: str) -> bool:
-    """Whether the registered optimizer takes `foreach` (both bodies) or has one body only."""
-    factory = get_spec(name).factory
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    return "foreach" in inspect.signature(target).parameters
-
-
 def nightbench_entries() -> dict[str, tuple[Callable, int]]:
     """'<name> single' / '<name> multi' (or '<name>' where there is one body): (make, gradients per step)."""
     out = {}
     for name in NIGHTBENCH:  # get_spec fails, by name, on one that is not registered
         per_step = get_spec(name).gradients_per_step
-        if has_bodies(name):
+        if takes_foreach(get_spec(name)):
             for body, foreach in (("single", False), ("multi", True)):
                 out[f"{name} {body}"] = ((lambda m, n=name, f=foreach: create(n, m, foreach=f)), per_step)
         else:

@@ -20,26 +20,27 @@ Without CUDA (and without --device cpu) it says so and exits with status 0.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-HOST_READ = torch.ops.aten._local_scalar_dense.default
+if __package__:
+    from .dispatch_counts import OpCounter
+    from .fixed_gradients import fixed_gradient_step
+else:  # run as a script: python tests/benchmarks/gpu_check.py
+    from dispatch_counts import OpCounter
+    from fixed_gradients import fixed_gradient_step
+
 WRITTEN_HERE = ("nsgd", "nsgd_momentum", "nigt", "nigt_adaptive", "lars", "lamb")
 
 
-class TrafficCounter(TorchDispatchMode):
+class TrafficCounter(OpCounter):
     """aten ops, host reads, and bytes read/written by the ops dispatched in the block."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.ops: collections.Counter = collections.Counter()
         self.bytes = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -56,14 +57,6 @@ class TrafficCounter(TorchDispatchMode):
         self.bytes += sum(_nbytes(t) for t in _tensors(out) if id(t) not in written and not t._is_view())
         return out
 
-    @property
-    def total(self) -> int:
-        return sum(self.ops.values())
-
-    @property
-    def host_reads(self) -> int:
-        return self.ops[HOST_READ]
-
 
 def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
@@ -79,22 +72,13 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size() if t.dim() > 0 else 0  # 0-dim scalars: negligible traffic
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_seconds(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> float:
+    """`warmup` untimed calls, then the memory_overhead suite's timing: the median of `repeats` synchronized calls."""
+    from nightbench.suites.memory_overhead.measure import median_seconds as synchronized_median
+
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return synchronized_median(fn, repeats, device)
 
 
 def copy_bandwidth(device: torch.device, numel: int) -> float:
@@ -148,24 +132,6 @@ def gradients_per_step(name: str) -> int:
         return get_spec(base).gradients_per_step
     except KeyError:  # torch's own entries
         return 1
-
-
-def optimizer_step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[list[torch.Tensor]],
-                   per_step: int) -> Callable[[], None]:
-    """optimizer.step() on fixed gradients; a two-gradient optimizer's closure swaps the two sets."""
-    if per_step == 1:
-        for p, g in zip(params, grads[0]):
-            p.grad = g
-        return optimizer.step
-    calls = [0]
-
-    def closure() -> float:
-        for p, g in zip(params, grads[calls[0] % 2]):
-            p.grad = g
-        calls[0] += 1
-        return 0.0
-
-    return lambda: optimizer.step(closure)
 
 
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict,
@@ -223,7 +189,7 @@ def check(device: torch.device, tiny: bool, names_wanted: list[str] | None) -> d
                 p.copy_(s)
         per_step = gradients_per_step(name)
         optimizer = make(model)
-        step = optimizer_step(optimizer, params, grads, per_step)
+        step = fixed_gradient_step(optimizer, params, grads[:per_step])
         seconds = median_seconds(step, device, repeats, warmup)
         counter = TrafficCounter()
         with counter:

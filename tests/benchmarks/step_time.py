@@ -15,8 +15,6 @@ whose load drifts. timm's Lars and Lamb are timed beside ours for comparison.
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import os
 import statistics
 import time
@@ -30,6 +28,12 @@ import timm.optim
 import torch
 
 from nightbench.optimizers import create, get_spec
+from nightbench.optimizers.registry import takes_foreach
+
+if __package__:
+    from .fixed_gradients import fixed_gradient_step
+else:  # run as a script: python tests/benchmarks/step_time.py
+    from fixed_gradients import fixed_gradient_step
 
 ROUNDS, WARMUP_ROUNDS = 20, 3
 # The builtins, in the order of the table (an unregistered one fails by name in get_spec).
@@ -160,17 +164,11 @@ def entries() -> list[tuple[str, bool | None]]:
     """(entry name, foreach): torch's and timm's references, then every builtin, both bodies where it has them."""
     out: list[tuple[str, bool | None]] = [(name, None) for name in list(REFERENCES) + list(TIMM_REFERENCES)]
     for name in BUILTINS:
-        if name not in BASELINES and has_bodies(name):
+        if name not in BASELINES and takes_foreach(get_spec(name)):
             out += [(f"{name}[{body}]", foreach) for body, foreach in BODIES.items()]
         else:
             out.append((name, None))
     return out
-
-
-def has_bodies(name: str) -> bool:
-    factory = get_spec(name).factory
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    return "foreach" in inspect.signature(target).parameters
 
 
 def make_entry(entry: str, foreach: bool | None, params: list[torch.nn.Parameter]
@@ -184,17 +182,10 @@ def make_entry(entry: str, foreach: bool | None, params: list[torch.nn.Parameter
         return optimizer, optimizer.step
     name = optimizer_name(entry)
     optimizer = create(name, params) if foreach is None else create(name, params, foreach=foreach)
-    if get_spec(name).gradients_per_step == 1:
-        return optimizer, optimizer.step
-    # Two independent gradients per step: the closure hands out the two sets in turn.
-    sets = itertools.cycle(([p.grad for p in params], [torch.randn_like(p) for p in params]))
-
-    def closure() -> float:
-        for p, g in zip(params, next(sets)):
-            p.grad = g
-        return 0.0
-
-    return optimizer, lambda: optimizer.step(closure)
+    sets = [[p.grad for p in params]]
+    if get_spec(name).gradients_per_step != 1:  # two independent gradients per step, handed out in turn
+        sets.append([torch.randn_like(p) for p in params])
+    return optimizer, fixed_gradient_step(optimizer, params, sets)
 
 
 def measure(entry: str, foreach: bool | None, shapes: list[tuple[int, ...]], rounds: int) -> Timing:

@@ -121,6 +121,22 @@ def run_packaged(optimizer, params, steps: int, base_lrs, start: int = 0) -> Non
         optimizer.step()
 
 
+def reference_run(params, groups, base_lrs, steps: int, update) -> list[torch.Tensor]:
+    """A naive reference on point_gradient and the oscillating lr, with one slot per tensor (zero at first):
+    `update(w, slot, g, lr, group)` returns the tensor's new (w, slot), written plainly with fresh tensors."""
+    w = [p.detach().clone() for p in params]
+    slots = [torch.zeros_like(x) for x in w]
+    index = {id(p): i for i, p in enumerate(params)}
+    for t in range(steps):
+        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
+        for group, base in zip(groups, base_lrs):
+            lr = oscillating_schedule(t, base)
+            for p in group["params"]:
+                i = index[id(p)]
+                w[i], slots[i] = update(w[i], slots[i], grads[i], lr, group)
+    return w
+
+
 def max_relative_error(got, expected) -> float:
     """Largest per-tensor relative error ||got - expected|| / ||expected||."""
     return max(((a.detach() - b).norm() / b.norm()).item() for a, b in zip(got, expected))

@@ -1,7 +1,12 @@
-"""Hyperparameter declarations: coercion, ranges, messages that name the parameter and the range."""
+"""Hyperparameter declarations: coercion, ranges, messages that name the parameter and the range.
+
+Also: defaults live in the signatures only, one validation path (resolve, direct construction, param
+groups), and values no optimizer can use (non-finite, `lr=1e308`) are refused naming the range.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -9,6 +14,11 @@ import pytest
 import torch
 
 from nightbench.optimizers import Hyperparameter, HyperparameterError, get_spec, names
+from nightbench.optimizers import InputError
+from nightbench.optimizers import create
+from nightbench.optimizers import lamb, lars, nigt, nigt_adaptive, nsgd
+from nightbench.optimizers.hyperparams import MAX_MAGNITUDE
+from nightbench.optimizers.hyperparams import UNSET, with_signature_defaults
 from nightbench.optimizers.hyperparams import beta_param, infer_from_signature, lr_param, resolve
 
 
@@ -106,3 +116,93 @@ def test_every_builtin_declares_valid_defaults_and_json_friendly_metadata():
             assert d["name"] == h.name and d["accepted"]
             assert not (isinstance(h.default, float) and math.isinf(h.default)), (name, h.name)
         assert "lr" in spec.defaults
+
+
+DECLARATIONS = {
+    "nsgd": nsgd.NSGD_HYPERPARAMETERS, "nsgd_momentum": nsgd.NSGD_MOMENTUM_HYPERPARAMETERS,
+    "nigt": nigt.NIGT_HYPERPARAMETERS, "nigt_adaptive": nigt_adaptive.NIGT_ADAPTIVE_HYPERPARAMETERS,
+    "lars": lars.HYPERPARAMETERS, "lamb": lamb.HYPERPARAMETERS,
+}
+
+
+@pytest.mark.parametrize("name", list(DECLARATIONS) + ["sgd", "adam"])
+def test_defaults_live_in_the_signature_only(name):
+    spec = get_spec(name)
+    factory = spec.factory.__init__ if inspect.isclass(spec.factory) else spec.factory
+    signature = inspect.signature(factory).parameters
+    for h in spec.hyperparameters:
+        assert signature[h.name].default == h.default, (name, h.name)
+    for h in DECLARATIONS.get(name, ()):
+        assert h.default is UNSET, f"{name}: '{h.name}' declares a default; it belongs in the signature"
+
+
+def test_a_declaration_that_disagrees_with_the_signature_is_refused():
+    def factory(params, lr=0.1, beta=0.5):
+        return None
+
+    assert with_signature_defaults(factory, [lr_param()])[0].default == 0.1
+    with pytest.raises(HyperparameterError, match="two defaults"):
+        with_signature_defaults(factory, [lr_param(0.2)])
+    with pytest.raises(HyperparameterError, match="does not take it"):
+        with_signature_defaults(factory, [Hyperparameter("gamma", kind=float)])
+
+    def no_default(params, lr):
+        return None
+
+    with pytest.raises(HyperparameterError, match="no default"):
+        with_signature_defaults(no_default, [lr_param()])
+
+
+@pytest.mark.parametrize("name,values,named", [
+    ("lamb", {"phi": "clamp", "phi_min": 2.0, "phi_max": 1.0}, "phi_min"),
+    ("sgd", {"nesterov": True, "momentum": 0.0}, "nesterov"),
+])
+def test_constraints_between_values_fail_at_resolve_before_anything_is_built(name, values, named):
+    """The run engine resolves hyperparameters before it writes anything: constraints must fail there."""
+    with pytest.raises(HyperparameterError, match=f"'{name}'.*{named}"):
+        get_spec(name).resolve(values)
+    get_spec(name).resolve({**values, "phi_min": 0.5} if name == "lamb" else {**values, "momentum": 0.5})
+
+
+def test_direct_construction_and_param_groups_use_the_same_validation():
+    params = [torch.nn.Parameter(torch.zeros(2, 2))]
+    with pytest.raises(HyperparameterError, match="phi_min"):
+        lamb.Lamb(params, phi_min=3.0, phi_max=1.0)
+    optimizer = lars.Lars(params)
+    with pytest.raises(HyperparameterError, match="'momentum'"):
+        optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(3))], "momentum": 1.5})
+    with pytest.raises(InputError, match="foreach"):
+        nigt.NIGT(params, foreach="sometimes")
+
+
+UNUSABLE = [  # optimizer, hyperparameter, value (as --set gives it, or as Python passes it)
+    ("sgd", "lr", "inf"),
+    ("sgd", "lr", float("inf")),
+    ("nigt", "lr", "1e308"),
+    ("nigt", "lr", 1e308),
+    ("lamb", "lr", "-inf"),
+    ("lars", "weight_decay", "1e7"),
+    ("adam", "eps", 1e300),
+    ("nigt_adaptive", "g", "inf"),
+    ("lamb", "phi_max", "nan"),
+    ("nsgd", "lr", 2 * MAX_MAGNITUDE),
+]
+
+
+@pytest.mark.parametrize("name,key,value", UNUSABLE)
+def test_non_finite_and_unusable_magnitudes_are_refused_naming_the_range(name, key, value):
+    with pytest.raises(HyperparameterError, match=rf"'{key}': expected .*finite, and at most 1e\+06 in magnitude"):
+        get_spec(name).resolve({key: value})
+    with pytest.raises(HyperparameterError, match=f"'{key}'"):
+        create(name, torch.nn.Linear(2, 2), **{key: value})
+
+
+def test_large_but_usable_values_and_explicit_bounds_still_pass():
+    assert get_spec("sgd").resolve({"lr": MAX_MAGNITUDE})["lr"] == MAX_MAGNITUDE
+    assert get_spec("nigt_adaptive").resolve({"lr": "10"})["lr"] == 10.0
+    wide = Hyperparameter("scale", 1.0, float, low=0.0, high=1e9)  # an explicit bound beyond the cap holds
+    assert wide.validate(5e8) == 5e8
+    with pytest.raises(HyperparameterError, match=r"\[0, 1e\+09\] \(finite\)"):
+        wide.validate(float("inf"))
+    assert beta_param("beta", 0.9).validate("0.5") == 0.5
+    assert "finite" in lr_param(0.1).accepted() and "[0, inf]" in lr_param(0.1).accepted()

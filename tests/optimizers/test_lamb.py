@@ -7,6 +7,8 @@ The ratio is 1 where ||w|| or ||u|| is 0; groups with layer_adaptation=False use
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -159,3 +161,38 @@ def test_invalid_hyperparameters_fail_by_name():
         Lamb(p, phi="tanh")
     with pytest.raises(ValueError, match="phi_min"):
         Lamb(p, phi="clamp", phi_min=2.0, phi_max=1.0)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["fused kernel", "plain foreach ops"])
+@pytest.mark.parametrize("case", ["identity", "clamp", "no_decay", "excluded_decayed"])
+def test_lamb_multi_tensor_matches_the_formula(transposed, case):
+    params = make_params(seed=2, transposed=transposed)
+    policy = ParamGroupPolicy(excluded_lr_multiplier=0.3, excluded_weight_decay=(case == "excluded_decayed"))
+    optimizer = create("lamb", params, policy=policy, lr=0.02, beta1=0.8, beta2=0.95, eps=1e-6,
+                       foreach=True, **CASES[case])
+    groups = [dict(g) for g in optimizer.param_groups]
+    base_lrs = [g["lr"] for g in groups]
+    start = [p.detach().clone() for p in params]
+    expected = reference_lamb(params, groups, STEPS, base_lrs, optimizer.defaults)
+    run_packaged(optimizer, params, STEPS, base_lrs)
+    assert max_relative_error(params, expected) < 1e-10
+    assert max_relative_error(params, start) > 1e-2
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["single", "multi"])
+def test_lamb_loads_a_state_dict_whose_steps_are_numbers(foreach):
+    params = make_params(seed=7)
+    optimizer = create("lamb", params, lr=0.01, foreach=foreach)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    run_packaged(optimizer, params, 5, base_lrs)
+    saved = copy.deepcopy(optimizer.state_dict())
+    for entry in saved["state"].values():
+        entry["step"] = float(entry["step"])  # as another implementation may save it
+    resumed = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    restored = create("lamb", resumed, lr=0.01, foreach=foreach)
+    restored.load_state_dict(saved)
+    run_packaged(restored, resumed, 5, base_lrs, start=5)
+    run_packaged(optimizer, params, 5, base_lrs, start=5)
+    for a, b in zip(resumed, params):
+        assert torch.equal(a.detach(), b.detach())
+    assert all(isinstance(s["step"], torch.Tensor) and float(s["step"]) == 10.0 for s in restored.state.values())

@@ -16,8 +16,7 @@ from nightbench.optimizers.lars import Lars
 from .conformance import (
     assert_resume_is_bit_identical,
     max_relative_error,
-    oscillating_schedule,
-    point_gradient,
+    reference_run,
     run_packaged,
 )
 
@@ -40,24 +39,17 @@ def make_params(seed: int, transposed: bool = False) -> list[torch.Tensor]:
 
 def reference_lars(params, groups, steps, base_lrs, momentum, trust_coefficient):
     """The formula, written plainly with fresh tensors (no in-place tricks)."""
-    w = [p.detach().clone() for p in params]
-    v = [torch.zeros_like(x) for x in w]
-    index = {id(p): i for i, p in enumerate(params)}
-    for t in range(steps):
-        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
-        for group, base in zip(groups, base_lrs):
-            lam = group["weight_decay"]
-            for p in group["params"]:
-                i = index[id(p)]
-                if group["layer_adaptation"]:
-                    wn, gn = w[i].norm().item(), grads[i].norm().item()
-                    denom = gn + lam * wn
-                    local = 1.0 if wn == 0 or denom == 0 else trust_coefficient * wn / denom
-                else:
-                    local = 1.0
-                v[i] = momentum * v[i] + oscillating_schedule(t, base) * local * (grads[i] + lam * w[i])
-                w[i] = w[i] - v[i]
-    return w
+    def update(w, v, g, lr, group):
+        lam = group["weight_decay"]
+        if group["layer_adaptation"]:
+            wn, gn = w.norm().item(), g.norm().item()
+            denom = gn + lam * wn
+            local = 1.0 if wn == 0 or denom == 0 else trust_coefficient * wn / denom
+        else:
+            local = 1.0
+        v = momentum * v + lr * local * (g + lam * w)
+        return w - v, v
+    return reference_run(params, groups, base_lrs, steps, update)
 
 
 @pytest.fixture
@@ -186,3 +178,19 @@ def test_invalid_hyperparameters_fail_by_name():
         Lars(p, momentum=1.0)
     with pytest.raises(ValueError, match="trust_coefficient"):
         Lars(p, trust_coefficient=0.0)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["contiguous", "non-contiguous"])
+@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 5e-3), (0.0, 5e-3), (0.9, 0.0)])
+def test_lars_multi_tensor_matches_the_formula(transposed, momentum, weight_decay):
+    params = make_params(seed=1, transposed=transposed)
+    policy = ParamGroupPolicy(excluded_lr_multiplier=0.1, excluded_weight_decay=True)
+    optimizer = create("lars", params, policy=policy, lr=2.0, momentum=momentum, weight_decay=weight_decay,
+                       trust_coefficient=0.02, foreach=True)
+    groups = [dict(g) for g in optimizer.param_groups]
+    base_lrs = [g["lr"] for g in groups]
+    start = [p.detach().clone() for p in params]
+    expected = reference_lars(params, groups, STEPS, base_lrs, momentum, 0.02)
+    run_packaged(optimizer, params, STEPS, base_lrs)
+    assert max_relative_error(params, expected) < 1e-10
+    assert max_relative_error(params, start) > 1e-2  # it really moved

@@ -11,8 +11,7 @@ import torch
 from nightbench.optimizers import ParamGroupPolicy, create
 from nightbench.optimizers.memory import state_bytes
 
-from .conformance import (assert_resume_is_bit_identical, max_relative_error, oscillating_schedule, point_gradient,
-                          run_packaged)
+from .conformance import assert_resume_is_bit_identical, max_relative_error, reference_run, run_packaged
 
 STEPS = 200
 SHAPES = [(6, 5), (5,), (4, 3, 2), (7,)]
@@ -25,19 +24,10 @@ def make_params(seed: int, dtype=torch.float64) -> list[torch.nn.Parameter]:
 
 
 def reference_lion(params, groups, base_lrs, b1, b2):
-    w = [p.detach().clone() for p in params]
-    m = [torch.zeros_like(x) for x in w]
-    index = {id(p): i for i, p in enumerate(params)}
-    for t in range(STEPS):
-        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
-        for group, base in zip(groups, base_lrs):
-            lr, lam = oscillating_schedule(t, base), group["weight_decay"]
-            for p in group["params"]:
-                i = index[id(p)]
-                c = b1 * m[i] + (1 - b1) * grads[i]
-                w[i] = w[i] * (1 - lr * lam) - lr * torch.sign(c)
-                m[i] = b2 * m[i] + (1 - b2) * grads[i]
-    return w
+    def update(w, m, g, lr, group):
+        c = b1 * m + (1 - b1) * g
+        return w * (1 - lr * group["weight_decay"]) - lr * torch.sign(c), b2 * m + (1 - b2) * g
+    return reference_run(params, groups, base_lrs, STEPS, update)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nightbench.optimizers import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_SETTINGS
 from nightbench.optimizers import PAPER_RECIPE_POLICY, ParamGroupPolicy, create
 
 
@@ -92,3 +93,13 @@ def test_create_applies_the_policy_and_records_it():
     # the default policy: excluded tensors keep the base lr
     default = create("sgd", model, lr=0.2)
     assert [g["lr"] for g in default.param_groups] == [0.2, 0.2]
+
+
+def test_the_paper_recipe_has_one_home():
+    from nightbench.suites.bert_mlm import presets as bert_presets
+    from nightbench.suites.resnet50_imagenet import recipes as resnet_recipes
+
+    assert bert_presets.PAPER_RECIPE is PAPER_RECIPE_SETTINGS
+    assert resnet_recipes.PAPER_RECIPE is PAPER_RECIPE_SETTINGS
+    assert PAPER_RECIPE_SETTINGS == {**PAPER_RECIPE_HYPERPARAMETERS,
+                                     "policy.excluded_lr_multiplier": PAPER_RECIPE_POLICY.excluded_lr_multiplier}

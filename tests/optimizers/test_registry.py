@@ -1,4 +1,10 @@
-"""The registry: three ways in (user file, entry point, package module), one table; bad input fails clearly."""
+"""The registry: three ways in (user file, entry point, package module), one table; bad input fails clearly.
+
+Also the optimizer sets (a spec's `family`) and `expand_names`, the recorded implementation, and the
+plugin probe: a plugin file that exits at import, or whose factory does not build a
+torch.optim.Optimizer, is reported by name as a PluginError and registers nothing (the command line:
+exit 2); an optimizer declaring needs_eval_swap must have eval() and train().
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from nightbench.optimizers import (
     PluginError,
     UnknownOptimizerError,
     create,
+    expand_names,
     get_spec,
     load_optimizer_file,
     names,
@@ -20,8 +27,9 @@ from nightbench.optimizers import (
     registry,
     specs,
 )
+from nightbench.optimizers.registry import register_optimizer
 
-from .builtins import BUILTINS
+from .builtins import BUILTINS, MODERN, PAPER
 
 SIGN_SGD_FILE = """
 import torch
@@ -248,3 +256,122 @@ def test_timm_optimizers_are_listed_and_build_and_step():
         optimizer = create(name, model, lr=1e-2, weight_decay=0.01)
         assert isinstance(optimizer, torch.optim.Optimizer)
         assert take_one_step(optimizer, model) > 0
+
+
+PLUGIN_HEADER = """
+import sys
+import torch
+from nightbench.optimizers import register_optimizer
+"""
+
+BAD_PLUGINS = {  # file body -> what the error must say, besides the file's name
+    "exits_at_import": ("sys.exit(3)\n", r"sys.exit\(3\)"),
+    "exits_with_a_message": ("sys.exit('bye')\n", r"sys.exit\('bye'\)"),
+    "factory_returns_none": (textwrap.dedent("""
+        @register_optimizer("test_returns_none")
+        def make(param_groups, lr=0.1):
+            return None
+    """), "'test_returns_none'.*NoneType, not a torch.optim.Optimizer"),
+    "factory_returns_a_module": (textwrap.dedent("""
+        @register_optimizer("test_returns_module")
+        def make(param_groups, lr=0.1):
+            return torch.nn.Linear(2, 2)
+    """), "'test_returns_module'.*Linear, not a torch.optim.Optimizer"),
+    "class_is_not_an_optimizer": (textwrap.dedent("""
+        @register_optimizer("test_plain_class")
+        class Plain:
+            def __init__(self, params, lr=0.1):
+                self.params = params
+    """), "'test_plain_class'.*Plain, not a torch.optim.Optimizer"),
+    "factory_raises_at_its_defaults": (textwrap.dedent("""
+        @register_optimizer("test_raises")
+        def make(param_groups, lr=0.1):
+            raise ValueError("lr must be given explicitly")
+    """), "'test_raises' cannot be built at its default hyperparameters.*lr must be given"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PLUGINS))
+def test_a_bad_plugin_file_is_reported_by_name_and_registers_nothing(tmp_path, fresh_registry, case):
+    body, says = BAD_PLUGINS[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(PLUGIN_HEADER + body)
+    before = set(names())
+    with pytest.raises(PluginError, match=rf"{case}\.py.*{says}"):
+        load_optimizer_file(path)
+    assert set(names()) == before  # nothing half-registered
+    assert any(case in source for source in plugin_errors())
+
+
+def test_the_command_line_exits_2_not_the_plugins_status(tmp_path, fresh_registry, capsys):
+    from nightbench.suites import cli
+
+    path = tmp_path / "exits_at_import.py"
+    path.write_text(PLUGIN_HEADER + BAD_PLUGINS["exits_at_import"][0])
+    assert cli.main(["list", "optimizers", "--optimizer-file", str(path)]) == 2
+    assert "exits_at_import.py" in capsys.readouterr().err
+
+
+def test_a_good_plugin_is_probed_and_registered(tmp_path, fresh_registry):
+    path = tmp_path / "good.py"
+    path.write_text(PLUGIN_HEADER + textwrap.dedent("""
+        @register_optimizer("test_probed_sgd")
+        def make(param_groups, lr=0.1):
+            return torch.optim.SGD(param_groups, lr=lr)
+    """))
+    assert load_optimizer_file(path) == ["test_probed_sgd"]
+    assert registry.get_spec("test_probed_sgd").source.endswith("good.py")
+
+
+PAPER_SET, MODERN_SET = set(PAPER), set(MODERN)
+
+
+def test_every_builtin_belongs_to_the_paper_or_the_modern_set():
+    builtins = {s.name: s.family for s in specs() if s.source == "builtin"}
+    assert {n for n, f in builtins.items() if f == "paper"} == PAPER_SET
+    assert {n for n, f in builtins.items() if f == "modern"} == MODERN_SET
+    assert set(builtins) == PAPER_SET | MODERN_SET
+
+
+def test_expand_names():
+    assert set(expand_names(["paper"])) == PAPER_SET
+    assert expand_names(["modern", "nigt"])[-1] == "nigt" and set(expand_names(["modern"])) == MODERN_SET
+    assert set(expand_names(["all"])) >= PAPER_SET | MODERN_SET
+    assert expand_names(["nigt", "timm:adamw", "nosuch"]) == ["nigt", "timm:adamw", "nosuch"]  # get_spec judges
+
+
+def test_plugins_are_their_own_set(tmp_path, fresh_registry):
+    path = tmp_path / "plug.py"
+    path.write_text("import torch\nfrom nightbench.optimizers import register_optimizer\n"
+                    "@register_optimizer('nbtest_plugin_sgd')\nclass P(torch.optim.SGD):\n"
+                    "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr)\n")
+    load_optimizer_file(path)
+    assert expand_names(["plugin"]) == ["nbtest_plugin_sgd"]
+    assert get_spec("nbtest_plugin_sgd").to_dict()["implementation"] == {"package": f"file {path.resolve()}",
+                                                                          "version": "unknown"}
+
+
+@pytest.mark.parametrize("name,family", [("paper", "paper"), ("x", "classic")])
+def test_set_names_and_unknown_families_are_refused(name, family):
+    with pytest.raises(ValueError, match="optimizer set|invalid family"):
+        register_optimizer(name, family=family)
+
+
+def test_the_plugin_probe_requires_eval_and_train_of_a_swapping_optimizer(tmp_path, fresh_registry):
+    path = tmp_path / "swapless.py"
+    path.write_text("import torch\nfrom nightbench.optimizers import register_optimizer\n"
+                    "@register_optimizer('nbtest_swapless', needs_eval_swap=True)\nclass S(torch.optim.SGD):\n"
+                    "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr)\n")
+    with pytest.raises(PluginError, match=r"declares needs_eval_swap but S has no eval\(\) and no train\(\)"):
+        load_optimizer_file(path)
+
+
+@pytest.mark.parametrize("name,package", [("sgd", "torch"), ("muon", "torch"), ("adafactor", "torch"),
+                                          ("adamw_schedulefree", "schedulefree"), ("nigt", "nightbench"),
+                                          ("lion", "nightbench"), ("timm:adamw", "timm"),
+                                          ("soap", "pytorch_optimizer")])
+def test_the_implementing_package_and_its_version_are_recorded(name, package):
+    from importlib.metadata import version
+
+    recorded = get_spec(name).to_dict()["implementation"]
+    assert recorded == {"package": package, "version": torch.__version__ if package == "torch" else version(package)}

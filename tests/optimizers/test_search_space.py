@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import torch
 
 from nightbench.optimizers import get_spec, names, register_optimizer

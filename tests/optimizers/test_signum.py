@@ -11,24 +11,15 @@ import torch
 from nightbench.optimizers import ParamGroupPolicy, create
 from nightbench.optimizers.memory import state_bytes
 
-from .conformance import (assert_resume_is_bit_identical, max_relative_error, oscillating_schedule, point_gradient,
-                          run_packaged)
+from .conformance import assert_resume_is_bit_identical, max_relative_error, reference_run, run_packaged
 from .test_lion import POLICY, STEPS, make_params, take_steps
 
 
 def reference_signum(params, groups, base_lrs, beta):
-    w = [p.detach().clone() for p in params]
-    m = [torch.zeros_like(x) for x in w]
-    index = {id(p): i for i, p in enumerate(params)}
-    for t in range(STEPS):
-        grads = [point_gradient(w[i], i, t) for i in range(len(w))]
-        for group, base in zip(groups, base_lrs):
-            lr, lam = oscillating_schedule(t, base), group["weight_decay"]
-            for p in group["params"]:
-                i = index[id(p)]
-                m[i] = beta * m[i] + (1 - beta) * grads[i]
-                w[i] = w[i] * (1 - lr * lam) - lr * torch.sign(m[i])
-    return w
+    def update(w, m, g, lr, group):
+        m = beta * m + (1 - beta) * g
+        return w * (1 - lr * group["weight_decay"]) - lr * torch.sign(m), m
+    return reference_run(params, groups, base_lrs, STEPS, update)
 
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.9, 0.0), (0.7, 0.3), (0.0, 0.1)])

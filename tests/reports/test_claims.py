@@ -6,6 +6,7 @@ import pytest
 
 from nightbench.reports import load_results, paper_claims
 from nightbench.reports.claims import REFUTES, SUPPORTS, UNKNOWN
+from nightbench.suites.small_batch_variance import findings
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,23 @@ def test_a_tuned_optimizer_against_an_untuned_one_says_so(tmp_path, run_writer):
     assert claim.verdict == SUPPORTS and claim.label.startswith("matches (not worse by more than δ = 0.01)")
     assert "tuned by the shipped study small-study (budget 6)" in claim.measured
     assert "note: nigt was tuned and adam was not, which favours nigt" in claim.reason
+
+
+def test_the_claim_takes_its_verdict_from_findings(synthetic_results, monkeypatch):
+    r = synthetic_results
+
+    def rescue():
+        return {c.key: c for c in paper_claims(r.runs, r.sbv, r.memory)}["momentum_rescue"]
+
+    assert rescue().verdict == SUPPORTS
+    seen = []
+
+    def refuting(per_problem):
+        seen.append({p: list(o) for p, o in per_problem.items()})
+        return False, list(per_problem)
+
+    monkeypatch.setattr(findings, "momentum_rescue", refuting)
+    assert rescue().verdict == REFUTES
+    assert seen == [{"skewed_noise": ["lower", "lower"]}]  # nsgd_momentum and nigt, both below nsgd
+    monkeypatch.setattr(findings, "momentum_rescue", lambda per_problem: (None, list(per_problem)))
+    assert rescue().verdict == UNKNOWN

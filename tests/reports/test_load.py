@@ -6,7 +6,9 @@ import json
 import math
 
 import pytest
+
 from nightbench.reports import find_run_dirs, load_results
+from nightbench.suites.layout import tuning_record_path
 
 
 def test_one_row_per_run_directory(synthetic, synthetic_results):
@@ -130,3 +132,24 @@ def test_non_finite_values_written_as_strings(synthetic_results):
     diverged = curves[(curves["run_id"] == run_id) & (curves["kind"] == "train")]
     assert diverged["loss"].iloc[-1] == float("inf")
     assert diverged["loss"].iloc[:-1].map(lambda v: 0 < v < 10).all()
+
+
+def test_a_damaged_tuning_record_is_a_listed_problem(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    writer.training_run("bert_mlm", "nigt", 0, 0.3, metric="mlm_accuracy", target=0.3, protocol="tuning")
+    record = tuning_record_path(tmp_path, writer.preset, "bert_mlm", "nigt")
+    record.parent.mkdir(parents=True)
+    record.write_text('{"suite": "bert_mlm", "best_lr": ')
+    r = load_results(tmp_path)
+    assert r.tuning.empty
+    problem = r.problems.set_index("run_dir").loc[record.relative_to(tmp_path).as_posix()]
+    assert problem["status"] == "damaged" and "not valid JSON" in problem["reason"]
+
+
+def test_layout_folders_hold_no_runs(tmp_path, run_writer):
+    writer = run_writer(tmp_path)
+    writer.training_run("bert_mlm", "adam", 0, 0.4, metric="mlm_accuracy", target=0.3)
+    for folder in ("_logs/final", "_tuning/ci/bert_mlm"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    assert [p.relative_to(tmp_path).parts[0] for p in find_run_dirs(tmp_path)] == ["bert_mlm"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 
@@ -147,3 +148,23 @@ def test_rng_state_survives_a_weights_only_load(tmp_path):
     draws()
     set_rng_state(load_weights_only(tmp_path / "rng.pt"))
     assert draws() == expected
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    import torch
+
+    from nightbench.suites.checkpoint_store import CheckpointStore
+
+    store = CheckpointStore(tmp_path)
+    store.save({"step": 1})
+
+    def disk_fills(payload, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_fills)
+    with pytest.raises(OSError):
+        store.save({"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    monkeypatch.undo()
+    assert store.load()["step"] == 1  # the last whole checkpoint is untouched

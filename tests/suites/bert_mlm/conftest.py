@@ -14,6 +14,8 @@ import torch  # noqa: E402
 
 from nightbench.suites.base import BuildContext, TrainingTask  # noqa: E402
 from nightbench.suites.bert_mlm import SUITE  # noqa: E402
+from nightbench.suites.bert_mlm.corpus import python_docs_corpus  # noqa: E402
+from nightbench.suites.bert_mlm.tokenizer import train_wordpiece  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,18 @@ def build_task(results_root: Path, preset: str = "ci", seed: int = 0, **override
 @pytest.fixture(scope="session")
 def ci_task(results_root) -> TrainingTask:
     return build_task(results_root)
+
+
+@pytest.fixture(scope="module")
+def english_lines() -> list[str]:
+    """Real English prose, one paragraph per line."""
+    paragraphs = [p.replace("\n", " ").strip() for doc in python_docs_corpus(["pydoc_topics"], max_chars=40_000)
+                  for p in doc.split("\n\n")]
+    return [p for p in paragraphs if len(p.split()) >= 5]
+
+
+@pytest.fixture(scope="module")
+def saved_tokenizer(tmp_path_factory, english_lines) -> Path:
+    directory = tmp_path_factory.mktemp("tokenizer")
+    train_wordpiece(english_lines, 400, directory)
+    return directory

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nightbench.suites.bert_mlm.corpus import python_docs_corpus
-from nightbench.suites.bert_mlm.tokenizer import load_tokenizer, train_wordpiece
+from nightbench.suites.bert_mlm.tokenizer import load_tokenizer
 from nightbench.suites.engine import RunRequest, SuiteInputError, execute_run
 
 from .conftest import build_task
@@ -18,21 +17,6 @@ from .conftest import build_task
 TOY_PAPER = {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "seq_len": 32,
              "global_batch_size": 8, "micro_batch_size": 4, "steps": 2, "warmup_steps": 1, "eval_every": 1,
              "eval_sequences": 16, "validation_fraction": 0.2, "num_workers": 0, "tokenize_workers": 0}
-
-
-@pytest.fixture(scope="module")
-def english_lines() -> list[str]:
-    """Real English prose, one paragraph per line."""
-    paragraphs = [p.replace("\n", " ").strip() for doc in python_docs_corpus(["pydoc_topics"], max_chars=40_000)
-                  for p in doc.split("\n\n")]
-    return [p for p in paragraphs if len(p.split()) >= 5]
-
-
-@pytest.fixture(scope="module")
-def saved_tokenizer(tmp_path_factory, english_lines) -> Path:
-    directory = tmp_path_factory.mktemp("tokenizer")
-    train_wordpiece(english_lines, 400, directory)
-    return directory
 
 
 def _sequence_meta(results_root: Path) -> list[dict]:
@@ -51,14 +35,6 @@ def test_text_files_and_a_saved_tokenizer_feed_the_paper_path(tmp_path, english_
     assert math.isfinite(float(loss_sum.detach())) and task.count(batch) > 0
     metrics = task.evaluate(task.model)
     assert 0.0 <= metrics["mlm_accuracy"] <= 1.0 and math.isfinite(metrics["mlm_loss"])
-
-
-def test_a_saved_tokenizer_reloads_with_the_same_ids(saved_tokenizer, english_lines):
-    first, second = load_tokenizer(str(saved_tokenizer)), load_tokenizer(str(saved_tokenizer))
-    ids = first(english_lines[0])["input_ids"]
-    assert ids == second(english_lines[0])["input_ids"]
-    assert ids[0] == first.cls_token_id and ids[-1] == first.sep_token_id
-    assert first.unk_token_id not in ids[1:-1], "a tokenizer trained on this text knows its words"
 
 
 def test_paragraph_documents_are_read_when_asked(tmp_path, english_lines, saved_tokenizer):
@@ -83,13 +59,6 @@ def test_missing_inputs_fail_naming_what_is_missing(tmp_path, overrides, error, 
                 "tokenizer": None, "vocab_size": 300}
     with pytest.raises(error, match=fragment.replace("*", r"\*")):
         build_task(tmp_path, "paper", **{**TOY_PAPER, **defaults, **overrides})
-
-
-def test_a_tokenizer_path_that_is_a_file_is_rejected(tmp_path):
-    not_a_dir = tmp_path / "vocab.txt"
-    not_a_dir.write_text("[PAD]\n")
-    with pytest.raises(NotADirectoryError, match="vocab.txt"):
-        load_tokenizer(str(not_a_dir))
 
 
 def test_a_missing_text_column_lists_the_columns(tmp_path, saved_tokenizer):

@@ -24,12 +24,6 @@ def _report_shows(report_html: str, suite_name: str) -> None:
     assert f"Learning curves, {suite_name}" in report_html  # the learning-curve figure's alt text
 
 
-@pytest.fixture
-def clean_catalog(monkeypatch):
-    """Suites a test adds to the catalog are gone after it."""
-    monkeypatch.setattr(catalog, "CATALOG", catalog.CATALOG.copy())
-
-
 @pytest.mark.slow
 def test_a_suite_file_is_listed_run_on_the_board_and_reported(clean_catalog, tmp_path, capsys):
     suite_file = tmp_path / "my_suite.py"

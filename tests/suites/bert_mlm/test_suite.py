@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from nightbench.optimizers import PAPER_RECIPE_HYPERPARAMETERS, PAPER_RECIPE_POLICY, get_spec, names
 from nightbench.suites.base import PRESET_NAMES
 from nightbench.suites.bert_mlm import SUITE
-from nightbench.suites.bert_mlm.cache import cached_directory
-from nightbench.suites.bert_mlm.corpus import python_docs_corpus
 from nightbench.suites.config import resolve_config
+from nightbench.suites.engine import RunRequest, execute_run
 
 
 def test_presets_and_targets():
@@ -50,31 +52,16 @@ def test_schedule_is_linear_warmup_then_linear_decay(ci_task):
     assert (schedule.kind, schedule.power, schedule.total_steps) == ("poly", 1.0, total)
 
 
-def test_offline_corpus_is_deterministic_deduplicated_and_capped():
-    first = python_docs_corpus(["pydoc_topics"], max_chars=50_000)
-    assert first == python_docs_corpus(["pydoc_topics"], max_chars=50_000)
-    assert len(set(" ".join(d.split()) for d in first)) == len(first)
-    assert 50_000 <= sum(map(len, first)) < 50_000 + max(map(len, first))
-    assert not any(line.lstrip().startswith(">>>") for doc in first for line in doc.splitlines())
-    with pytest.raises(ValueError, match="corpus_sources"):
-        python_docs_corpus(["wikipedia"])
-
-
-def test_cached_artifacts_are_built_once_and_failures_leave_nothing(tmp_path):
-    calls = []
-
-    def build(out):
-        calls.append(out)
-        (out / "data.txt").write_text("x")
-
-    first = cached_directory(tmp_path, "thing", {"a": 1}, build)
-    second = cached_directory(tmp_path, "thing", {"a": 1}, build)
-    other = cached_directory(tmp_path, "thing", {"a": 2}, build)
-    assert first == second != other and len(calls) == 2 and (first / "data.txt").read_text() == "x"
-
-    def broken(out):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        cached_directory(tmp_path, "broken", {}, broken)
-    assert not list(tmp_path.glob("*broken*")), "no half-built artifact remains"
+@pytest.mark.parametrize("optimizer", names())
+def test_ci_preset_completes_with_finite_metrics(results_root, optimizer):
+    outcome = execute_run(RunRequest(suite="bert_mlm", optimizer=optimizer, preset="ci", seed=0,
+                                     results_root=str(results_root), progress=False))
+    assert outcome.status == "completed", outcome.summary.get("error")
+    final = outcome.summary["final_metrics"]
+    assert 0.0 <= final["mlm_accuracy"] <= 1.0
+    assert math.isfinite(final["mlm_loss"]) and final["eval_masked_tokens"] > 0
+    records = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["loss"]) for r in train)
+    assert 0.0 <= outcome.summary["data_wait_fraction"] < 1.0

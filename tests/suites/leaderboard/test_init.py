@@ -1,4 +1,5 @@
-"""The leaderboard on the toy suite: planning, skipping finished runs, failures, the tuning protocol."""
+"""The `leaderboard` command (suites/leaderboard/__init__.py) end to end on the toy suite: planning,
+skipping finished runs, failures, the tuning protocol, and a board that did not finish its runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites import leaderboard
 from nightbench.suites.cli import main
+from nightbench.suites.leaderboard.executor import Executor
+from nightbench.suites.leaderboard.slurm_queue import SqueueError
 
 
 @pytest.fixture
@@ -75,21 +78,6 @@ def test_local_tuning_grid_keeps_the_points_near_the_default_lr(toy_board, tmp_p
     assert tried == [1e-2, 0.05, 0.1]  # the toy suite's default sgd lr is 0.05
 
 
-def test_tuning_grid_window():
-    grid = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    assert leaderboard.tuning_grid(grid, 1e-3, None) == list(grid)
-    assert leaderboard.tuning_grid(grid, 1e-3, 10.0) == [1e-4, 1e-3, 1e-2]
-    assert leaderboard.tuning_grid(grid, 2.0, 10.0) == [1.0, 2.0]  # off-grid default joins its neighbours
-    assert leaderboard.tuning_grid(grid, 1e3, 10.0) == [1e3]  # nothing near: the default alone
-
-
-@pytest.mark.parametrize("preset, expected", [("paper", None), ("small", leaderboard.LOCAL_TUNING_WINDOW),
-                                              ("ci", leaderboard.LOCAL_TUNING_WINDOW)])
-def test_paper_preset_tunes_over_the_whole_grid(preset, expected):
-    assert leaderboard.tuning_window(preset, None) == expected
-    assert leaderboard.tuning_window(preset, "full") is None
-
-
 def test_tune_grid_without_tune_is_refused(toy_board, tmp_path, capsys):
     assert board(tmp_path, "--optimizers", "sgd", "--tune-grid", "full") == 2
     assert "--tune-grid full applies only with --tune" in capsys.readouterr().err
@@ -147,3 +135,44 @@ def test_a_failed_tuning_run_ranks_last_and_the_final_stage_still_runs(toy_board
     assert tuning[0.5] == "failed"
     finals = [s for c, s in runs.values() if c["protocol"] == "final"]
     assert len(finals) == 1 and finals[0]["status"] == "completed"
+
+
+# --- classes 3 and 5: a board whose scheduler stops answering, or whose runs end without a result -------------------
+class _StubExecutor(Executor):
+    """Stands in for the SLURM executor: the runs' jobs vanish (or squeue fails) without running anything."""
+
+    name = "stub"
+
+    def __init__(self, squeue_fails: bool):
+        self.squeue_fails, self.plans = squeue_fails, []
+
+    def submit(self, plans, stage):
+        self.plans += plans
+
+    def status(self, plan):
+        return "pending"
+
+    def wait(self, on_end):
+        if self.squeue_fails:
+            raise SqueueError("squeue failed 3 times: slurm_load_jobs error: Unable to contact slurm controller")
+        for plan in self.plans:
+            on_end(plan, "interrupted")  # gone from the queue, no summary: what SLURM's executor reports
+        self.plans = []
+
+
+BOARD_ENDINGS = {
+    "a job vanishes without a result": (False, 130, "interrupted: 1"),
+    "squeue fails during the board": (True, 1, "nightbench: the SLURM scheduler does not answer (squeue failed"),
+}
+
+
+@pytest.mark.parametrize("squeue_fails, code, line", BOARD_ENDINGS.values(), ids=BOARD_ENDINGS.keys())
+def test_a_board_that_did_not_finish_its_runs_does_not_exit_0(clean_catalog, toy_suite, tmp_path, capsys,
+                                                              monkeypatch, squeue_fails, code, line):
+    import nightbench.suites.leaderboard as board
+
+    monkeypatch.setattr(board, "executor_from_args", lambda args: _StubExecutor(squeue_fails))
+    assert main(["leaderboard", "--suites", "toy", "--optimizers", "sgd", "--preset", "ci", "--seeds", "1",
+                 "--results", str(tmp_path), "--no-report"]) == code
+    out, err = capsys.readouterr()
+    assert line in out + err and "internal error" not in err, out + err
