@@ -9,9 +9,14 @@ so with an optimizer that reads nothing itself (torch's foreach SGD), training m
 
 from __future__ import annotations
 
+import contextlib
+import types
+
 import pytest
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from nightbench.optimizers import create, get_spec
 from nightbench.suites.engine import RunRequest, execute_run
 from nightbench.suites.trainer import IntervalStats, Trainer, TrainingState
 
@@ -65,3 +70,26 @@ def test_training_steps_make_no_host_read_beyond_the_one_per_step(toy_suite, tmp
     assert outcome.status == "completed" and outcome.summary["steps"] == 12
     # 12 steps x (4 micro-batch losses + 2 parameter tensors) reads under the old loop; none now
     assert counter.reads == 0
+
+
+# --- the eval swap ----------------------------------------------------------------------------------
+
+
+def test_the_trainer_swaps_only_where_the_registry_declares_it():
+    class HasEval(torch.optim.SGD):  # eval()/train() by accident: must not be called
+        def eval(self):
+            raise AssertionError("eval() called for an optimizer that does not declare needs_eval_swap")
+
+        def train(self):
+            raise AssertionError("train() called")
+
+    optimizer = HasEval([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    stub = types.SimpleNamespace(spec=get_spec("sgd"), optimizer=optimizer)
+    with Trainer._evaluation_weights(stub):
+        pass
+    assert isinstance(Trainer._evaluation_weights(stub), contextlib.nullcontext)
+    swapping = create("adamw_schedulefree", [torch.nn.Parameter(torch.zeros(1))])
+    stub = types.SimpleNamespace(spec=get_spec("adamw_schedulefree"), optimizer=swapping)
+    with Trainer._evaluation_weights(stub):
+        assert not swapping.param_groups[0]["train_mode"]
+    assert swapping.param_groups[0]["train_mode"]
