@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,28 @@ def test_ship_names_the_commit_and_day_the_trials_ran_at_not_the_shipping_checko
     provenance = json.loads(ship(results, "ci", "test-study", "2-core CPU")[0].read_text())["provenance"]
     assert provenance == {"study": "test-study", "date": "2026-11-30", "commit": "b24d51c856f6",
                           "machine": "2-core CPU"}
+
+
+SHIPPED = sorted(Path(tuned_defaults.__file__).parent.glob(f"*/{tuned_defaults.TUNED_DIR}/*/*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: "/".join(p.parts[-4:]))
+def test_every_shipped_study_chose_its_best_trial_and_sets_those_defaults(path):
+    from nightbench.optimizers import get_spec
+    from nightbench.suites.catalog import get_suite
+    from nightbench.suites.config import resolve_config
+
+    record = json.loads(path.read_text())
+    suite_name, preset, optimizer = path.parts[-4], path.parts[-2], path.stem
+    assert (record["suite"], record["preset"], record["optimizer"]) == (suite_name, preset, optimizer)
+    trials = record["trials"]
+    assert len(trials) == record["budget"] * record["studies"] and trials[0]["overrides"] == {}  # trial 0: the default
+    sign = 1 if record["higher_is_better"] else -1
+    finished = [t for t in trials if t["value"] is not None]
+    best = max(finished, key=lambda t: (sign * t["value"], -t["trial"]))  # ties go to the earlier trial
+    assert record["studies"] > 1 or record["chosen"]["trial"] == best["trial"]
+    assert set(record["provenance"]) == {"study", "date", "commit", "machine"} and all(record["provenance"].values())
+    resolved = resolve_config(get_suite(suite_name), preset, get_spec(optimizer), {})
+    for key, value in record["chosen"]["overrides"].items():
+        got = resolved.hyperparameters.get(key, resolved.suite_config.get(key))
+        assert got == pytest.approx(value), (key, got, value)
