@@ -93,7 +93,8 @@ def budget_curves(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _values_text(values: dict) -> str:
-    return ", ".join(f"{k}={fmt.number(v, 3) if isinstance(v, float) else v}" for k, v in values.items()) or "default"
+    """A trial's drawn values at the 4 significant digits they were drawn with (3 would show β2 = 0.9998 as 1)."""
+    return ", ".join(f"{k}={fmt.number(v) if isinstance(v, float) else v}" for k, v in values.items()) or "default"
 
 
 def search_table(records: list[dict[str, Any]], suite: str) -> Table | None:
