@@ -197,6 +197,7 @@ def test_with_request_the_quiet_and_deepspeed_flags_still_apply(clean_catalog, t
 
 
 # --- class 6: paths outside ASCII under a non-UTF-8 locale ---------------------------------------------------
+@pytest.mark.slow  # 13 s (pytest --durations, session 6): a whole run and report in a subprocess
 def test_a_non_ascii_results_path_under_lc_all_c_runs_and_is_reported(tmp_path):
     results = tmp_path / "résultats"
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "",

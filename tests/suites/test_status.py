@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nightbench.suites.cli import main
 
 
 TOY = ["--suite", "toy", "--optimizer", "sgd", "--preset", "ci"]
 
 
+@pytest.mark.slow  # 39 s where SLURM's client is installed and no controller answers (squeue's own timeout)
 def test_a_job_record_of_wrong_types_is_shown_as_damaged_by_status(clean_catalog, toy_suite, tmp_path, capsys):
     assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
     run_dir = next(tmp_path.glob("toy/ci/sgd/*/"))
