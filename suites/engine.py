@@ -107,7 +107,11 @@ class Host(TrainingHost):
                 VERSION_KEY: CONFIG_FORMAT_VERSION}
 
     def make_trainer(self, task: TrainingTask) -> Trainer:
-        return Trainer(host=self, **trainer_arguments(self.plan, task, self.device))
+        plan = self.plan
+        return Trainer(host=self, suite=plan.suite, task=task, spec=plan.spec,
+                       hyperparameters=plan.resolved.hyperparameters, policy=plan.resolved.policy,
+                       config=plan.resolved.suite_config, run_dir=plan.run_dir,
+                       target_value=plan.config["target_value"], progress=plan.request.progress)
 
     def keeps_going_after(self, exc: BaseException) -> bool:
         """Whether this failure is recorded in the summary (True) or raised on (a rank other than 0)."""
@@ -129,12 +133,6 @@ class _NoGuard:
 
 def cache_dir(plan: RunPlan) -> str:
     return str(Path(plan.request.results_root) / CACHE_DIR)
-
-
-def trainer_arguments(plan: RunPlan, task: TrainingTask, device: torch.device) -> dict:
-    return dict(suite=plan.suite, task=task, spec=plan.spec, hyperparameters=plan.resolved.hyperparameters,
-                policy=plan.resolved.policy, config=plan.resolved.suite_config, run_dir=plan.run_dir, device=device,
-                target_value=plan.config["target_value"], progress=plan.request.progress)
 
 
 # Hosts other than this one process, by the type of `RunRequest.deepspeed`; distributed/host.py

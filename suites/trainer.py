@@ -101,12 +101,12 @@ class Trainer:
     differs between one process and a rank of a DeepSpeed launch (see TrainingHost)."""
 
     def __init__(self, *, host: TrainingHost, suite: Any, task: TrainingTask, spec: OptimizerSpec,
-                 hyperparameters: dict, policy: Any, config: dict, run_dir: Path, device: torch.device,
+                 hyperparameters: dict, policy: Any, config: dict, run_dir: Path,
                  target_value: float | None, progress: bool = True):
         self.host, self.suite, self.task, self.spec = host, suite, task, spec
-        self.config, self.run_dir, self.device = config, Path(run_dir), device
+        self.config, self.run_dir, self.device = config, Path(run_dir), host.device
         self.target_value = target_value
-        self.model = task.model.to(device)
+        self.model = task.model.to(self.device)
         self.optimizer = create(spec.name, self.model, policy=policy, **hyperparameters)
         self.scheduler = build_scheduler(self.optimizer, suite.schedule(spec.name, config, task))
         per_process = task.global_batch_size // host.world_size

@@ -68,15 +68,13 @@ def compact_record(search_record: dict[str, Any], provenance: dict[str, Any]) ->
 def _study_provenance(results: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The commit(s) the study's trials ran at and the day its last trial finished, read from the
     trials' own run folders (not from the checkout that ships them)."""
-    commits, finished = set(), []
-    for trial in record.get("trials", []):
-        run_dir = results / trial.get("run_dir", "")
-        for name, read in (("config.json", lambda c: commits.add(c.get("environment", {}).get("git_commit"))),
-                           ("summary.json", lambda s: finished.append(s.get("finished")))):
-            if (run_dir / name).is_file():
-                read(json.loads((run_dir / name).read_text(encoding="utf-8")))
-    commits.discard(None)
-    days = sorted(day[:10] for day in finished if isinstance(day, str))
+    from .summary import read_config, read_summary
+
+    run_dirs = [results / trial["run_dir"] for trial in record.get("trials", []) if trial.get("run_dir")]
+    configs = [read_config(run_dir) or {} for run_dir in run_dirs]
+    commits = {c.get("environment", {}).get("git_commit") for c in configs} - {None}
+    summaries = [read_summary(run_dir) for run_dir in run_dirs]
+    days = sorted(s.finished[:10] for s in summaries if s is not None and s.finished)
     return {"date": days[-1] if days else None,
             "commit": ", ".join(sorted(commit[:12] for commit in commits)) or None}
 

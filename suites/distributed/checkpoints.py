@@ -94,11 +94,8 @@ def _deepspeed_version() -> str:
 def latest_checkpoint_meta(run_dir: Path) -> dict | None:
     """What the latest DeepSpeed checkpoint of a run records (world size, ZeRO stage, step), or None."""
     checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
-    try:
-        tag = (checkpoint_dir / "latest").read_text().strip()
-    except OSError:
-        return None
-    return read_json(checkpoint_dir / tag / META_FILE)
+    tag = read_latest(checkpoint_dir)
+    return None if tag is None else read_json(checkpoint_dir / tag / META_FILE)
 
 
 def check_resumable(meta: dict | None, stage: int, world_size: int) -> None:

@@ -85,7 +85,7 @@ def test_ship_names_the_commit_and_day_the_trials_ran_at_not_the_shipping_checko
     run_dir = results / SEARCH_RECORD["trials"][0]["run_dir"]
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"environment": {"git_commit": "b24d51c856f6ba3fe535"}}))
-    (run_dir / "summary.json").write_text(json.dumps({"finished": "2026-11-30T23:59:00+00:00"}))
+    (run_dir / "summary.json").write_text(json.dumps({"status": "completed", "finished": "2026-11-30T23:59:00+00:00"}))
     provenance = json.loads(ship(results, "ci", "test-study", "2-core CPU")[0].read_text())["provenance"]
     assert provenance == {"study": "test-study", "date": "2026-11-30", "commit": "b24d51c856f6",
                           "machine": "2-core CPU"}
