@@ -83,6 +83,7 @@ def ship(results: Path, preset: str, study: str, machine: str) -> list[Path]:
     """Write every finished search record of `results` at `preset` into its suite's tuned/ folder."""
     from .catalog import get_suite
     from .layout import TUNING_DIR
+    from .run_dir import atomic_write_text
 
     written = []
     for path in sorted((results / TUNING_DIR / preset).glob("*/*.json")):
@@ -91,8 +92,9 @@ def ship(results: Path, preset: str, study: str, machine: str) -> list[Path]:
             continue
         provenance = {"study": study, **_study_provenance(results, record), "machine": machine}
         target = _suite_folder(get_suite(record["suite"])) / TUNED_DIR / preset / f"{record['optimizer']}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(compact_record(record, provenance), indent=1, sort_keys=True) + "\n")
+        # a failed write leaves the shipped record before it whole (package data: readable by all)
+        atomic_write_text(target, json.dumps(compact_record(record, provenance), indent=1, sort_keys=True) + "\n",
+                          mode=0o644)
         written.append(target)
     return written
 
