@@ -11,7 +11,7 @@ Two promises:
   previous checkpoint, which every save keeps:
 
     checkpoint.pt        the latest checkpoint
-    checkpoint.prev.pt   the one before it
+    checkpoint.prev.pt   the one before it (deleted once the run has finished: it never resumes again)
     checkpoint.pt.tmp    a save in progress (ignored on load)
 
 Each checkpoint carries its own bookkeeping (step, metrics-log offset), so resuming from the
@@ -154,6 +154,10 @@ class CheckpointStore:
         if self.latest.exists():
             os.replace(self.latest, self.previous)
         os.replace(self.in_progress, self.latest)
+
+    def drop_previous(self) -> None:
+        """Delete the fallback; for a finished run only (its summary is written), which never loads one."""
+        self.previous.unlink(missing_ok=True)
 
     def _check_loadable(self, path: Path) -> None:
         """Refuse to keep a checkpoint that no load would accept (say, a plugin's optimizer state holding

@@ -4,7 +4,8 @@
         config.json     the resolved configuration (hyperparameters, policy, suite config, environment)
         metrics.jsonl   append-only log, one JSON object per line, each with "kind" and "time"
         checkpoint.pt   the latest checkpoint (engine-private), replaced atomically
-        checkpoint.prev.pt  the one before it (a damaged latest is set aside as *.damaged-<UTC time>)
+        checkpoint.prev.pt  the one before it (a damaged latest is set aside as *.damaged-<UTC time>);
+                            deleted once the run has finished
         summary.json    written atomically once the run ends: status completed | diverged | failed
         .lock           held while a process works on the run
 

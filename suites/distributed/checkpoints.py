@@ -3,7 +3,8 @@
 Each tag (step<N>) holds DeepSpeed's files, every rank's random streams (rng_rank<r>.pt) and a meta
 file (world size, ZeRO stage, optimizer view); DeepSpeed's 'latest' names the newest complete tag
 and is replaced atomically. This tag and the one before it are kept (a fallback if this one is
-damaged); a tag whose files do not load safely is set aside and the one before it loaded.
+damaged) until the run finishes, then only this one; a tag whose files do not load safely is set
+aside and the one before it loaded.
 """
 
 from __future__ import annotations
@@ -43,11 +44,22 @@ def save(engine: Any, run_dir: Path, group: ProcessGroup, step: int, trainer_sta
         atomic_write_json(tag_dir / META_FILE, {"world_size": group.world_size, "step": step, **meta})
         atomic_write_text(checkpoint_dir / "latest", tag)  # DeepSpeed's pointer, replaced atomically
         earlier = [t for t in complete_tags(checkpoint_dir) if tag_step(t) < step]
-        keep = {tag, *earlier[:1]}  # this checkpoint and the one before it (a fallback if this one is damaged)
-        for old in checkpoint_dir.iterdir():
-            if old.is_dir() and tag_step(old.name) is not None and old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)  # tags set aside as damaged are not step<N>: kept
+        _remove_tags_except(checkpoint_dir, {tag, *earlier[:1]})  # and the one before it: a fallback
     barrier()
+
+
+def drop_fallback(run_dir: Path) -> None:
+    """(Rank 0, once the run has finished: it never resumes again) Keep only the tag 'latest' names."""
+    checkpoint_dir = Path(run_dir) / CHECKPOINT_DIR
+    latest = read_latest(checkpoint_dir)
+    if latest is not None:
+        _remove_tags_except(checkpoint_dir, {latest})
+
+
+def _remove_tags_except(checkpoint_dir: Path, keep: set[str]) -> None:
+    for old in checkpoint_dir.iterdir():
+        if old.is_dir() and tag_step(old.name) is not None and old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)  # tags set aside as damaged are not step<N>: kept
 
 
 def load(engine: Any, run_dir: Path, group: ProcessGroup, stage: int, seed: int) -> dict | None:

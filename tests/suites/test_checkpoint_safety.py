@@ -30,7 +30,8 @@ from nightbench.suites.summary import read_summary
 from tests.suites.toy_suite import ToySuite
 
 REPO = Path(__file__).resolve().parents[2]
-STOP_AT_STEP = {"step": None}  # set by a test: training stops (as if by Ctrl-C) before this step
+# set by a test: training stops before this step, as if by Ctrl-C (or by another error: a failed run)
+STOP_AT_STEP = {"step": None, "error": KeyboardInterrupt}
 
 
 class NoisyToySuite(ToySuite):
@@ -50,7 +51,7 @@ class NoisyToySuite(ToySuite):
         def train_batches(start_step):
             for step, batch in enumerate(plain_batches(start_step), start_step):
                 if step == STOP_AT_STEP["step"]:
-                    raise KeyboardInterrupt
+                    raise STOP_AT_STEP["error"]
                 yield batch
 
         return dataclasses.replace(task, loss=loss, train_batches=train_batches)
@@ -168,11 +169,27 @@ def test_damaged_checkpoint_is_set_aside_and_the_run_ends_as_uninterrupted(
     assert all(torch.equal(final[k], expected[k]) for k in expected)
 
 
+def _checkpoint_steps(run_dir: Path) -> dict[str, int]:
+    return {path.name: load_weights_only(path)["state"]["step"] for path in run_dir.glob("checkpoint*")}
+
+
 def test_interrupted_run_keeps_its_two_latest_checkpoints(runs):
     _, interrupted_root, relative = runs
-    run_dir = interrupted_root / relative
-    steps = {name: load_weights_only(run_dir / name)["state"]["step"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
-    assert steps == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
+    assert _checkpoint_steps(interrupted_root / relative) == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
+
+
+def test_a_finished_run_keeps_only_its_final_checkpoint(runs):
+    reference, _, _ = runs  # it never resumes again: the fallback would only take disk
+    assert _checkpoint_steps(reference) == {"checkpoint.pt": read_summary(reference).steps}
+
+
+def test_a_failed_run_keeps_its_fallback_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(catalog.CATALOG.entries, "noisy_toy", __name__)
+    monkeypatch.setitem(STOP_AT_STEP, "step", 25)
+    monkeypatch.setitem(STOP_AT_STEP, "error", RuntimeError)
+    outcome = _execute(tmp_path)
+    assert outcome.status == "failed"  # run again, it resumes: its fallback stays
+    assert _checkpoint_steps(outcome.run_dir) == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
 
 
 @pytest.mark.slow

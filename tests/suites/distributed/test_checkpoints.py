@@ -119,6 +119,7 @@ def _launch_main(out: Path) -> int:
                                                                           for k in expected),
                 "set_aside": sorted(p.name for p in (run_dir / "deepspeed").glob("*.damaged-*")),
                 "latest": (run_dir / "deepspeed" / "latest").read_text(),
+                "tags": sorted(p.name for p in (run_dir / "deepspeed").glob("step*") if ".damaged-" not in p.name),
                 "run_dir": str(run_dir),
             })
     if main:
@@ -163,6 +164,7 @@ def test_damaged_deepspeed_tag_is_set_aside_and_the_run_ends_as_uninterrupted(la
     assert case["resumes"] == ([resumed_from] if resumed_from else [])
     assert case["same_log"] and case["same_final"] and case["same_weights"]
     assert case["latest"] == "step30"  # the final checkpoint, as in an uninterrupted run
+    assert case["tags"] == ["step30"]  # the finished run keeps no fallback (step20 went when it finished)
 
 
 if __name__ == "__main__":
