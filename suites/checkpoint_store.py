@@ -21,9 +21,11 @@ previous one is exact: the run redoes the steps after it and ends as an uninterr
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import pickle
 import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -38,6 +40,9 @@ from .layout import CHECKPOINT_FILE, DAMAGED_MARK, PREVIOUS_CHECKPOINT_FILE
 # so they propagate. Any other error of a load means the file is damaged.
 _NOT_DAMAGE = (PermissionError, FileNotFoundError, IsADirectoryError)
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# Below this much free space, a failed save is put down to a full disk: torch reports one as
+# "[enforce fail at inline_container.cc] unexpected pos", which names neither the disk nor the file.
+FULL_DISK_BYTES = 64 * 2**20
 
 
 class DamagedCheckpointError(InputError):
@@ -147,8 +152,13 @@ class CheckpointStore:
                 torch.save(payload, f)
                 f.flush()
                 os.fsync(f.fileno())
-        except BaseException:  # a full disk, a kill: no partial file is left behind
+        except BaseException as exc:  # a full disk, a kill: no partial file is left behind
+            free = shutil.disk_usage(self.run_dir).free  # measured before the partial file goes
             self.in_progress.unlink(missing_ok=True)
+            if isinstance(exc, Exception) and free < FULL_DISK_BYTES:
+                # the command line's one line for a machine failure (cli.environment_failure) then names it
+                raise OSError(errno.ENOSPC, f"No space left on device ({free / 2**20:.1f} MiB free) for a checkpoint",
+                              str(self.in_progress)) from exc
             raise
         self._check_loadable(self.in_progress)
         if self.latest.exists():

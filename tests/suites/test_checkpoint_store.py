@@ -168,3 +168,35 @@ def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
     monkeypatch.undo()
     assert store.load()["step"] == 1  # the last whole checkpoint is untouched
+
+
+# What torch 2.14 raises when the disk fills during torch.save (measured on a 1 MiB tmpfs)
+TORCH_FULL_DISK = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+
+@pytest.mark.parametrize("free_bytes, says_disk_full", [(0, True), (10 * 2**30, False)])
+def test_a_save_that_fails_on_a_full_disk_says_so(tmp_path, monkeypatch, free_bytes, says_disk_full):
+    import shutil
+
+    store = CheckpointStore(tmp_path)
+    store.save({"step": 1})
+
+    def disk_fills(payload, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise TORCH_FULL_DISK
+
+    monkeypatch.setattr(torch, "save", disk_fills)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**40, 2**40 - free_bytes,
+                                                                                      free_bytes))
+    with pytest.raises((OSError, RuntimeError)) as raised:
+        store.save({"step": 2})
+    if says_disk_full:  # the run's summary then names the disk and the folder, and how to go on
+        assert isinstance(raised.value, OSError) and raised.value.errno == errno.ENOSPC
+        assert "No space left on device (0.0 MiB free)" in str(raised.value)
+        assert raised.value.filename == str(store.in_progress)
+        assert raised.value.__cause__ is TORCH_FULL_DISK
+    else:  # another failure is not dressed up as a full disk
+        assert raised.value is TORCH_FULL_DISK
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert store.load()["step"] == 1
