@@ -183,13 +183,20 @@ def test_a_finished_run_keeps_only_its_final_checkpoint(runs):
     assert _checkpoint_steps(reference) == {"checkpoint.pt": read_summary(reference).steps}
 
 
-def test_a_failed_run_keeps_its_fallback_checkpoint(tmp_path, monkeypatch):
+def test_a_failed_run_keeps_its_fallback_checkpoint_and_resumes_when_run_again(tmp_path, monkeypatch, runs):
+    reference, _, _ = runs
     monkeypatch.setitem(catalog.CATALOG.entries, "noisy_toy", __name__)
     monkeypatch.setitem(STOP_AT_STEP, "step", 25)
-    monkeypatch.setitem(STOP_AT_STEP, "error", RuntimeError)
-    outcome = _execute(tmp_path)
-    assert outcome.status == "failed"  # run again, it resumes: its fallback stays
-    assert _checkpoint_steps(outcome.run_dir) == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
+    monkeypatch.setitem(STOP_AT_STEP, "error", OSError)  # say, a full disk
+    failed = _execute(tmp_path)
+    assert failed.status == "failed"
+    assert _checkpoint_steps(failed.run_dir) == {"checkpoint.pt": 20, "checkpoint.prev.pt": 10}
+    monkeypatch.setitem(STOP_AT_STEP, "step", None)
+    again = _execute(tmp_path)  # the same command, once the machine is fixed
+    assert again.status == "completed" and again.run_dir == failed.run_dir
+    assert [r["step"] for r in read_metrics(again.run_dir) if r["kind"] == "resume"] == [20]
+    assert again.summary["final_metrics"] == read_summary(reference).final_metrics
+    assert _checkpoint_steps(again.run_dir) == {"checkpoint.pt": read_summary(reference).steps}
 
 
 @pytest.mark.slow
