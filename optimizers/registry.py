@@ -102,7 +102,7 @@ def register_optimizer(
         if "lr" not in {h.name for h in declared}:
             raise ValueError(f"optimizer '{name}' must declare an 'lr' hyperparameter (every suite sets it)")
         space = None if search_space is None else check_space(search_space, {h.name: h for h in declared}, name)
-        doc = inspect.getdoc(obj) or ""
+        doc = inspect.cleandoc(obj.__doc__ or "")  # its own: getdoc would inherit torch's "Base class for ..."
         spec = OptimizerSpec(
             name=name,
             factory=obj,
@@ -167,6 +167,10 @@ def probe(spec: OptimizerSpec) -> None:
     if not isinstance(built, torch.optim.Optimizer):
         raise PluginError(f"optimizer '{spec.name}': its factory returned {type(built).__name__}, "
                           "not a torch.optim.Optimizer")
+    # torch wraps step() with its hooks, so compare what lies under the wrappers
+    if inspect.unwrap(type(built).step) is inspect.unwrap(torch.optim.Optimizer.step):
+        raise PluginError(f"optimizer '{spec.name}': {type(built).__name__} does not define step(); "
+                          "every run would fail with torch's NotImplementedError")
     if spec.needs_eval_swap:
         missing = [m for m in ("eval", "train") if not callable(getattr(built, m, None))]
         if missing:

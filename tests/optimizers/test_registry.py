@@ -283,6 +283,12 @@ BAD_PLUGINS = {  # file body -> what the error must say, besides the file's name
             def __init__(self, params, lr=0.1):
                 self.params = params
     """), "'test_plain_class'.*Plain, not a torch.optim.Optimizer"),
+    "class_without_step": (textwrap.dedent("""
+        @register_optimizer("test_no_step")
+        class NoStep(torch.optim.Optimizer):
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, dict(lr=lr))
+    """), "'test_no_step'.*NoStep does not define step"),
     "factory_raises_at_its_defaults": (textwrap.dedent("""
         @register_optimizer("test_raises")
         def make(param_groups, lr=0.1):
@@ -321,6 +327,27 @@ def test_a_good_plugin_is_probed_and_registered(tmp_path, fresh_registry):
     """))
     assert load_optimizer_file(path) == ["test_probed_sgd"]
     assert registry.get_spec("test_probed_sgd").source.endswith("good.py")
+
+
+def test_a_plugin_class_without_a_docstring_has_no_description(tmp_path, fresh_registry):
+    path = tmp_path / "plain_doc.py"  # an Optimizer subclass: torch's own docstring is not its description
+    path.write_text(PLUGIN_HEADER + textwrap.dedent("""
+        @register_optimizer("test_undocumented")
+        class Undocumented(torch.optim.SGD):
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, lr=lr)
+
+        @register_optimizer("test_documented")
+        class Documented(torch.optim.SGD):
+            '''Plain SGD, for the test.
+
+            More lines.'''
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, lr=lr)
+    """))
+    load_optimizer_file(path)
+    assert registry.get_spec("test_undocumented").description == ""
+    assert registry.get_spec("test_documented").description == "Plain SGD, for the test."
 
 
 PAPER_SET, MODERN_SET = set(PAPER), set(MODERN)
