@@ -214,7 +214,8 @@ def suite_section(suite: str, results: Results, colors: dict[str, str]) -> Suite
         section.notes.append("These runs predate recorded suite facts: the report shows the sections such a suite "
                              f"had ({', '.join(facts.sections) or 'none'}).")
     if LEADERBOARD in facts.sections and runs["target_metric"].notna().any():  # these tables span presets
-        for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite, results.tuning)):
+        searched = {(r.get("preset"), r.get("optimizer")) for r in results.searches if r.get("suite") == suite}
+        for table in (tables.leaderboard(runs, suite), tables.tuning_table(runs, suite, results.tuning, searched)):
             if table is not None:
                 section.items.append(("table", table_view(table)))
         _search_parts(section, suite, results.searches, colors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -224,16 +225,19 @@ def _tuning_record(tuning: pd.DataFrame | None, suite: str, preset: str, optimiz
     return hit.iloc[-1] if len(hit) else None
 
 
-def tuning_table(runs: pd.DataFrame, suite: str, tuning: pd.DataFrame | None = None) -> Table | None:
+def tuning_table(runs: pd.DataFrame, suite: str, tuning: pd.DataFrame | None = None,
+                 searched: Iterable[tuple[str, str]] = ()) -> Table | None:
     """The learning-rate sweep of the tuning protocol: what was tried, what won, what was rerun.
 
     The winner is the leaderboard's, read from its tuning record (load.load_tuning_records); the
-    report does not choose it again."""
+    report does not choose it again. `searched`: the (preset, optimizer) pairs tuned by the budgeted
+    search instead, whose trials the search's own tables show (they have no lr-grid record)."""
     suite_runs = runs[runs["suite"] == suite] if len(runs) else runs
     tuning_runs = suite_runs[suite_runs["protocol"] == "tuning"] if len(suite_runs) else suite_runs
     records = tuning[tuning["suite"] == suite] if tuning is not None and len(tuning) else None
     keys = set(zip(tuning_runs["preset"], tuning_runs["optimizer"])) if len(tuning_runs) else set()
     keys |= set(zip(records["preset"], records["optimizer"])) if records is not None else set()
+    keys -= set(searched)
     if not keys:
         return None
     rows = []

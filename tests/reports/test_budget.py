@@ -87,6 +87,7 @@ def test_the_report_shows_the_search_budget_curve_ranks_and_sensitivity(tmp_path
         assert f'id="{element}"' in page, element
     assert "declares no space: the lr-only fallback" in page  # nigt's record says it declared none
     assert "lr-bert_mlm" not in page  # the grid's lr figure is not drawn over a search's trials
+    assert 'id="tuning-bert_mlm"' not in page and "no tuning record" not in page  # nor the grid's table
 
 
 def test_a_trials_values_show_the_digits_they_were_drawn_with():
