@@ -7,8 +7,8 @@
 #   ./run_all.sh --optimizers modern nigt  # the 2026 baselines beside NIGT
 #   ./run_all.sh --optimizer-file my_opt.py
 #   ./run_all.sh --suites bert_mlm --optimizers nigt adam --jobs 2
+# Run from any folder: paths (--results, default ./results; --optimizer-file) are the caller's.
 set -euo pipefail
-cd "$(dirname "$0")"
 if ! command -v nightbench >/dev/null 2>&1; then
   echo "run_all.sh: the 'nightbench' command is not installed; install first:" >&2
   echo "  python3 -m venv .venv && . .venv/bin/activate && pip install -e ." >&2

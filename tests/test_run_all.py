@@ -113,3 +113,18 @@ def test_the_commands_time_out_before_pytest_does(request):
     marker = request.node.module.test_run_all_ci_runs_every_suite_and_optimizer_and_writes_the_report
     limit = next(m.args[0] for m in marker.pytestmark if m.name == "timeout")
     assert RUN_TIMEOUT_S + RERUN_TIMEOUT_S < limit
+
+
+def test_run_all_keeps_the_callers_folder_for_relative_paths(tmp_path):
+    """`../repo/run_all.sh --optimizer-file my_opt.py` means the caller's my_opt.py (and ./results)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "nightbench"  # stands in for the installed command: says where it ran and with what
+    stub.write_text('#!/bin/sh\necho "cwd=$(pwd)"\nfor arg in "$@"; do echo "arg=$arg"; done\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(REPO / "run_all.sh"), "--optimizer-file", "my_opt.py"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"cwd={tmp_path.resolve()}", "arg=leaderboard", "arg=--optimizer-file",
+                                        "arg=my_opt.py"]
