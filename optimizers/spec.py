@@ -73,12 +73,15 @@ class OptimizerSpec:
     needs_bn_recalibration: bool = False
     splits_hidden_matrices: bool = False
     constant_schedule: bool = False
+    # a user's --optimizer-file: 'sha256:<12 hex digits>' of the file as it was imported. Part of each
+    # run's identity (plan.py), so a run of an edited file is a new run, not the old one's result.
+    source_digest: str = ""
 
     @property
     def implementation(self) -> dict[str, str]:
         """The package whose code implements the optimizer and its installed version."""
         if not self.package and self.source.startswith("file "):  # a user's --optimizer-file
-            return {"package": self.source, "version": "unknown"}
+            return {"package": self.source, "version": self.source_digest or "unknown"}
         package = self.package or getattr(self.factory, "__module__", "").split(".")[0] or "unknown"
         return {"package": package, "version": package_version(package)}
 

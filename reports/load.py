@@ -268,7 +268,8 @@ def _tuned_by(source: Any) -> str | None:
 
 
 # --- one row = one experiment; times compared within one environment ------------------------------------
-EXPERIMENT_KEYS = ("hyperparameters", "policy", "suite_config")  # what a run computes, less its seed
+# what a run computes, less its seed (optimizer_source: the digest of a user's optimizer file)
+EXPERIMENT_KEYS = ("hyperparameters", "policy", "suite_config", "optimizer_source")
 ENVIRONMENT_TIMING_KEYS = ("cpu", "cpu_count", "gpu", "gpu_count", "device", "torch", "python")
 
 
@@ -282,6 +283,8 @@ def _settings(config: dict) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key in EXPERIMENT_KEYS:
         value = config.get(key)
+        if isinstance(value, str):  # the optimizer file's digest: runs of an edited file are a row of their own
+            flat["source"] = value
         for name, setting in (value.items() if isinstance(value, dict) else []):
             flat[name if key == "hyperparameters" else f"{key}.{name}"] = setting
     return flat

@@ -92,6 +92,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         "hyperparameters": resolved.hyperparameters, "policy": resolved.policy.to_dict(),
         "suite_config": resolved.suite_config, "seed": seed,
     }
+    if spec.source_digest:  # a user's optimizer file: once edited, its runs are new runs
+        identity["optimizer_source"] = spec.source_digest
     name = run_name(request.protocol, resolved.hyperparameters, identity, seed)
     config = {
         **identity,

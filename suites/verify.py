@@ -30,6 +30,7 @@ from .summary import read_config, read_summary
 # plan.run_name: '<protocol>-[lr<lr>-]<8 hex digits>-seed<seed>'
 NAMED_IDENTITY = re.compile(r"-(?P<hash>[0-9a-f]{8})-seed(?P<seed>\d+)$")
 IDENTITY_KEYS = ("suite", "preset", "optimizer", "hyperparameters", "policy", "suite_config", "seed")
+OPTIONAL_IDENTITY_KEYS = ("optimizer_source",)  # in the identity only where present (plan.plan_run)
 EVAL_BOOKKEEPING = ("kind", "step", "time")  # the fields of an eval record that are not metrics
 RELATIVE_TOLERANCE = 1e-9  # JSON keeps a float exactly; this only forgives a last-digit rewrite
 
@@ -51,7 +52,7 @@ def identity_problem(config: dict, run_name: str) -> str | None:
     missing = [key for key in IDENTITY_KEYS if key not in config]
     if missing:
         return f"config.json lacks {', '.join(missing)}, so it cannot be checked against the directory name"
-    actual = identity_hash({key: config[key] for key in IDENTITY_KEYS})
+    actual = identity_hash({key: config[key] for key in (*IDENTITY_KEYS, *OPTIONAL_IDENTITY_KEYS) if key in config})
     if actual != named["hash"]:
         return (f"config.json's hyperparameters/settings hash to {actual}, but the run directory was named for "
                 f"{named['hash']}: config.json was changed after the run")

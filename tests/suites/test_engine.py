@@ -175,3 +175,45 @@ def test_an_unfinished_deepspeed_run_is_not_resumed_without_deepspeed(toy_suite,
     (run_dir / "deepspeed").mkdir(parents=True)
     with pytest.raises(ConfigError, match="resume it with --deepspeed"):
         execute_run(request)
+
+
+EDITABLE_PLUGIN = """import torch
+from nightbench.optimizers import register_optimizer
+
+@register_optimizer("nbtest_edited_sgd")
+class EditedSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.05):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"] * {scale})
+"""
+
+
+def test_an_edited_optimizer_file_runs_anew_instead_of_reusing_the_old_result(toy_suite, tmp_path, fresh_registry,
+                                                                               monkeypatch):
+    from nightbench.suites.verify import verify_run_dir
+
+    plugin, results = tmp_path / "my_opt.py", tmp_path / "results"
+    untouched = optimizer_registry.REGISTRY.copy()
+
+    def run_plugin(scale: int):  # as a new command would: a registry without the file, which it then loads
+        plugin.write_text(EDITABLE_PLUGIN.format(scale=scale))
+        monkeypatch.setattr(optimizer_registry, "REGISTRY", untouched.copy())
+        return run(results, optimizer="nbtest_edited_sgd", optimizer_files=(str(plugin),))
+
+    first, edited, again = run_plugin(1), run_plugin(2), run_plugin(2)
+    assert not first.skipped and not edited.skipped and again.skipped  # the unchanged file's run is reused
+    assert edited.run_dir != first.run_dir and again.run_dir == edited.run_dir
+    assert edited.summary["final_metrics"] != first.summary["final_metrics"]  # the edit took effect
+    configs = [json.loads((o.run_dir / "config.json").read_text()) for o in (first, edited)]
+    digests = [c["optimizer_source"] for c in configs]
+    assert digests[0] != digests[1] and all(d.startswith("sha256:") for d in digests)
+    assert [c["optimizer_spec"]["implementation"]["version"] for c in configs] == digests
+    assert [verify_run_dir(o.run_dir) for o in (first, edited)] == [[], []]  # names re-derived with the digest
+    builtin = run(tmp_path / "builtin")
+    assert "optimizer_source" not in json.loads((builtin.run_dir / "config.json").read_text())
