@@ -62,11 +62,27 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str, mode: int | None = None, errors: str = "strict") -> None:
     """Write via a temporary file in the same directory and rename: readers never see half a file.
 
-    The file is private (mkstemp's 0o600) unless `mode` says otherwise; `errors` is the UTF-8
-    encoder's ('surrogateescape' writes back text that came from undecodable path bytes)."""
+    The file gets `mode`, by default what open() would give it (0o666 less the umask; not mkstemp's
+    private 0o600: colleagues on a shared results folder read config.json and summary.json as they
+    read metrics.jsonl); `errors` is the UTF-8 encoder's ('surrogateescape' writes back text that
+    came from undecodable path bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -74,8 +90,7 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None, errors: st
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, 0o666 & ~current_umask() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

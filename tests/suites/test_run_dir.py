@@ -1,4 +1,4 @@
-"""run_dir's atomic writer: whole files or none, private unless asked, fsynced before the rename."""
+"""run_dir's atomic writer: whole files or none, readable as open() would make them, fsynced before the rename."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_atomic_write_text_writes_the_whole_text_privately_by_default(tmp_path):
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_text_writes_the_whole_text_with_the_mode_open_would_give(tmp_path, umask):
     path = tmp_path / "sub" / "file.txt"
-    atomic_write_text(path, "héllo\n")
-    assert path.read_text(encoding="utf-8") == "héllo\n" and mode(path) == 0o600
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(path, "héllo\n")
+        with open(tmp_path / "plain.txt", "w"):  # what any other program's file gets
+            pass
+    finally:
+        os.umask(previous)
+    assert path.read_text(encoding="utf-8") == "héllo\n"
+    assert mode(path) == mode(tmp_path / "plain.txt") == 0o666 & ~umask
     assert os.listdir(path.parent) == ["file.txt"]  # no temporary file left
 
 
