@@ -31,6 +31,7 @@ from .facts import suite_facts
 from .stats import Interval, floor_samples, floor_summary, memory_summary, reported_records, reported_runs
 
 SUPPORTS, REFUTES, UNKNOWN = "supports", "does not support", "cannot tell"
+NOT_RUN = "not run"  # shown instead of "cannot tell" when the runs a claim reads are absent, not undecided
 PRESET_PREFERENCE = ("paper", "small", "ci")  # the largest scale present decides a claim
 # The suites the claims read, in the order the claims come (the report has a section for each).
 CLAIM_SUITES = {"bert_mlm": "NIGT vs Adam on BERT pre-training",
@@ -154,7 +155,7 @@ def final_metric_claim(runs: pd.DataFrame, key: str, title: str, suite: str, our
     if not both:
         have = sorted(set(suite_runs["optimizer"])) if len(suite_runs) else []
         return Claim(key, title, paper, f"runs of {suite} found for: {', '.join(have) or 'none'}", UNKNOWN,
-                     f"this run needs both {ours} and {baseline} on {suite}", _scale(preset))
+                     f"this run needs both {ours} and {baseline} on {suite}", _scale(preset), label=NOT_RUN)
     chosen = suite_runs[suite_runs["preset"] == preset]
     metric = next((m for m in chosen["target_metric"] if isinstance(m, str)), "final metric")
     higher = bool(chosen["higher_is_better"].iloc[0])
@@ -207,7 +208,7 @@ def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     summary = memory_summary(reported_records(memory, suite_runs))
     if summary.empty or not {"nigt", "adam"} <= set(summary["optimizer"]):
         return Claim("memory", title, paper, "no memory_overhead measurements of both nigt and adam", UNKNOWN,
-                     "this run needs the memory_overhead suite with nigt and adam", _scale(preset))
+                     "this run needs the memory_overhead suite with nigt and adam", _scale(preset), label=NOT_RUN)
     copies = summary["param_copies"].where(summary["param_copies"].notna(), summary["state_bytes_per_param"] / 4)
     summary = summary.assign(copies=copies)
     nigt = summary[summary["optimizer"] == "nigt"]
@@ -220,7 +221,8 @@ def memory_claim(memory: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     measured = "; ".join(f"{m}: nigt {fmt.number(n, 3)} vs adam {fmt.number(a, 3)} parameter-sized copies"
                          for m, n, a in per_model) or "no model measured for both"
     if not per_model:
-        return Claim("memory", title, paper, measured, UNKNOWN, "no model was measured with both", _scale(preset))
+        return Claim("memory", title, paper, measured, UNKNOWN, "no model was measured with both", _scale(preset),
+                     label=NOT_RUN)
     # State sizes are exact byte counts, so no interval is needed; 10% slack covers scalars per group.
     one_slot = all(abs(n - 1) <= 0.1 for _, n, _ in per_model)
     two_slots = all(abs(a - 2) <= 0.1 for _, _, a in per_model)
@@ -295,7 +297,7 @@ def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
     if records.empty or "problem" not in records.columns:
         return Claim("momentum_rescue", title, paper, "no small_batch_variance records", UNKNOWN,
                      "this run needs the small_batch_variance suite with nsgd and nsgd_momentum or nigt",
-                     _scale(preset))
+                     _scale(preset), label=NOT_RUN)
     results = {}
     for problem in sorted(records["problem"].dropna().astype(str).unique()):
         outcome = _rescue_on_problem(records, problem, findings.RESCUERS)
@@ -303,7 +305,7 @@ def momentum_rescue_claim(sbv: pd.DataFrame, runs: pd.DataFrame) -> Claim:
             results[problem] = outcome
     if not results:
         return Claim("momentum_rescue", title, paper, "no nsgd floors recorded", UNKNOWN,
-                     "this run needs nsgd in the small_batch_variance suite", _scale(preset))
+                     "this run needs nsgd in the small_batch_variance suite", _scale(preset), label=NOT_RUN)
     as_findings = {BETTER: findings.LOWER, WORSE: findings.HIGHER}  # a lower floor is the better one
     holds, deciding = findings.momentum_rescue(
         {p: [as_findings.get(c.difference.outcome, c.difference.outcome) for c in comparisons]

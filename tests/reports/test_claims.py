@@ -72,14 +72,17 @@ def test_claims_cannot_tell_without_runs(tmp_path, run_writer):
     writer.training_run("bert_mlm", "adam", 0, 0.4, metric="mlm_accuracy", target=0.2)
     claims = _claims_for(tmp_path)
     assert claims["bert"].verdict == UNKNOWN and "fewer than two" in claims["bert"].reason
+    assert claims["bert"].shown_verdict == "cannot tell"  # it has runs of both: undecided
     assert claims["resnet"].verdict == UNKNOWN and "needs both" in claims["resnet"].reason
     assert claims["memory"].verdict == UNKNOWN
     assert claims["momentum_rescue"].verdict == UNKNOWN
+    assert {claims[k].shown_verdict for k in ("resnet", "memory", "momentum_rescue")} == {"not run"}
 
 
 def test_claims_on_empty_results(tmp_path):
     claims = _claims_for(tmp_path)
     assert {c.verdict for c in claims.values()} == {UNKNOWN}
+    assert {c.shown_verdict for c in claims.values()} == {"not run"}
     assert all(c.scale == "at this run's scale (no runs)" for c in claims.values())
 
 
