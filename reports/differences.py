@@ -11,6 +11,7 @@ decides (a "cannot tell" never says the seeds it already has would have been eno
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -131,7 +132,10 @@ def compare_seeds(ours: Iterable[float], theirs: Iterable[float], higher_is_bett
         elif min(len(a), len(b)) >= MIN_SEEDS_FOR_BOOTSTRAP:
             low, high, method = bootstrap_interval((a, b), _mean_difference, confidence)
         else:
-            ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+            with warnings.catch_warnings():  # one side's seeds all equal (a saturated metric): scipy warns
+                # of precision loss in a variance that is exactly 0; the interval rests on the other side's spread
+                warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+                ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
             low, high = float(ci.low), float(ci.high)
         limits = difference_range(bounds)
         low, high = clip(low, limits), clip(high, limits)

@@ -78,3 +78,14 @@ def test_seeds_needed_for_a_match():
     assert noninferiority_seeds_needed(-0.02, 0.01, 0.01, 0.01) is None
     assert noninferiority_seeds_needed(-0.005, 0.01, 0.0, 0.0) == 2
     assert math.isnan(noninferiority_power(0.0, 0.01, 0.01, 0.01, 1, 3))
+
+
+def test_one_side_without_spread_gives_a_welch_interval_without_scipys_warning():
+    import warnings
+
+    from nightbench.reports.differences import compare_seeds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # `nightbench report` printed scipy's precision-loss warning here
+        diff = compare_seeds([0.9861, 0.9861], [0.9749, 0.9777])
+    assert diff.low < diff.value < diff.high and diff.value == pytest.approx(0.0098)
