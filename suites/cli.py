@@ -290,13 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write the HTML comparison report for a results directory")
     p.add_argument("results_dir")
-    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("-o", "--output", default="report.html", help="the report's path (default ./report.html)")
     p.set_defaults(func=cmd_report)
 
     from .leaderboard import add_leaderboard_arguments
 
     p = sub.add_parser("leaderboard", help="run every suite x optimizer x seed (resumable), then write the report",
-                       parents=run_options("suite preset overrides for every run"))
+                       parents=run_options("for every run: an optimizer hyperparameter, policy.<field> or a "
+                                           "suite preset key (repeatable; a hyperparameter one of the "
+                                           "optimizers lacks is refused: run that one on its own)"))
     add_leaderboard_arguments(p)
     p.set_defaults(func=cmd_leaderboard)
 

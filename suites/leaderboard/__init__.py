@@ -33,8 +33,8 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
     parsers of suites/arguments.py (run_options)."""
     p.add_argument("--suites", nargs="+", default=None, help="default: all suites")
     p.add_argument("--optimizers", nargs="+", default=None,
-                   help="names or sets: paper (the mission's eight), modern, plugin (loaded from files and "
-                        "packages), all; default: paper and plugin")
+                   help="names or sets: paper (the paper's four methods and its four baselines), modern, plugin "
+                        "(loaded from files and packages), all; default: paper and plugin")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per (suite, optimizer) "
                    f"(default {DEFAULT_SEEDS}; with --tune {DEFAULT_TUNED_SEEDS})")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
@@ -55,7 +55,8 @@ def add_leaderboard_arguments(p: argparse.ArgumentParser) -> None:
                         "whole lr grid; local: its points within 10x of the suite's default lr, plus the default")
     p.add_argument("--report", default=None, help="report path (default <results>/report-<preset>.html)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="for every run: auto (default: cuda when available), cpu, cuda, "
+                                                  "cuda:N")
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: processes on this machine (default); slurm: one SLURM job array per stage")
     from .slurm_options import add_slurm_arguments
