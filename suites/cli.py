@@ -28,7 +28,7 @@ from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 from .arguments import plugin_options, run_options
 from .base import DEFAULT_PRESET
 from .catalog import get_suite, load_suite_file, suite_names
-from .config import ConfigError, parse_set_arguments
+from .config import ConfigError, parse_set_arguments, preset_config
 from .outcomes import ExitCode, RunState
 from .plan import PROTOCOLS
 from .run_dir import RunLockedError
@@ -79,8 +79,8 @@ def list_suites(show_presets: bool) -> None:
         print(f"{name:<22} {suite.description}")
         print(f"{'':<22} target metric: {target}; presets: {', '.join(suite.presets)} (default {DEFAULT_PRESET})")
         if show_presets:
-            for preset, values in suite.presets.items():
-                shown = ", ".join(f"{k}={_format_value(v)}" for k, v in values.items())
+            for preset in suite.presets:  # with the engine's keys every run reads (threads, log_every, ...)
+                shown = ", ".join(f"{k}={_format_value(v)}" for k, v in preset_config(suite, preset).items())
                 print(f"{'':<24}{preset}: {shown}")
         print()
 

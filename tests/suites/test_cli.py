@@ -46,6 +46,9 @@ def test_list_suites_and_presets(capsys):
     for name in ("bert_mlm", "resnet50_imagenet", "memory_overhead", "small_batch_variance"):
         assert name in out
     assert "ci:" in out and "paper:" in out
+    preset_lines = [line for line in out.splitlines() if line.strip().startswith(("paper:", "small:", "ci:"))]
+    assert len(preset_lines) == 12  # four suites x three presets, each with every key --set accepts:
+    assert all("threads=1" in line and "checkpoint_every=0" in line and "log_every=" in line for line in preset_lines)
 
 
 def test_plugin_file_appears_in_list(capsys, plugin_file):
