@@ -35,3 +35,52 @@ def test_status_and_the_report_agree_on_a_summary_cut_short(clean_catalog, toy_s
     counts = dict(zip(header[3:], row[3:]))  # after 'suite / stage' and 'toy / default'
     assert counts.get("damaged") == "1" and "interrupted" not in counts, shown
     assert list(load_results(tmp_path).runs["status"]) == ["damaged"]
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from nightbench.suites.run_dir import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def _counts(shown: str) -> dict[str, str]:
+    header, row = [line.split() for line in shown.splitlines() if line.startswith(("suite /", "toy /"))]
+    return dict(zip(header[3:], row[3:]))  # after 'suite / stage' and 'toy / default'
+
+
+def test_a_run_another_live_process_holds_is_running_and_a_stale_lock_is_interrupted(clean_catalog, toy_suite,
+                                                                                        tmp_path, capsys):
+    """Status reads the run's lock as the engine takes it: held by a live process (here a child that
+    holds it as `nightbench run` does) it is running, with the pid; left behind by a killed one, interrupted."""
+    import subprocess
+    import sys
+
+    from nightbench.suites.status import status_report
+
+    assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 0
+    run_dir = next(tmp_path.glob("toy/ci/sgd/*/"))
+    (run_dir / "summary.json").unlink()  # an unfinished run: config, metrics and checkpoint, no summary
+    assert "interrupted" in _counts(status_report(tmp_path))
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["run", *TOY, "--results", str(tmp_path), "--quiet"]) == 75  # the engine agrees: held
+        assert f"pid {holder.pid} " in capsys.readouterr().err
+        shown = status_report(tmp_path)
+        assert _counts(shown)["running"] == "1" and "interrupted" not in _counts(shown), shown
+        assert f"running     {run_dir.relative_to(tmp_path)}  (pid {holder.pid} on " in shown, shown
+        assert "interrupted" not in shown and "submits" not in shown, shown  # not among those to run again
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs, the lock file keeps naming the dead pid
+        holder.wait()
+    assert f"pid {holder.pid} " in (run_dir / ".lock").read_text()
+    shown = status_report(tmp_path)
+    counts = _counts(shown)
+    assert counts["interrupted"] == "1" and counts["running"] == "0", shown
+    assert f"pid {holder.pid}" not in shown and "interrupted" in shown.split("submits")[1], shown
