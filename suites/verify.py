@@ -179,7 +179,3 @@ def verify_runs(run_dirs: list[Path]) -> Verification:
                 found.problems.append(Inconsistency(run_dir, tuple(reasons)))
     return found
 
-
-def inconsistent_runs(run_dirs: list[Path]) -> list[Inconsistency]:
-    """Every run among `run_dirs` whose files disagree, with why (damaged runs are in verify_runs)."""
-    return [p for p in verify_runs(run_dirs).problems if p.state == RunState.INCONSISTENT]
