@@ -240,20 +240,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Each finished run whose files disagree, and why; exit 1 when there is one."""
+    """Each finished run whose files disagree or cannot be read, and why; exit 1 when there is one."""
     from .status import find_runs
-    from .verify import inconsistent_runs
+    from .verify import DAMAGED, verify_runs
 
     results = Path(args.results_dir)
     if not results.is_dir():
         raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
-    run_dirs = find_runs(results)
-    found = inconsistent_runs(run_dirs)
-    for bad in found:
-        print(f"inconsistent  {bad.run_dir.relative_to(results)}: {bad}")
-    print(f"{results}: {len(run_dirs)} run(s) checked, {len(found)} inconsistent"
-          + (" (the report and `nightbench status` leave them out)" if found else ""))
-    return ExitCode.FAILED if found else ExitCode.OK
+    found = verify_runs(find_runs(results))
+    for bad in found.problems:
+        print(f"{bad.state:<12}  {bad.run_dir.relative_to(results)}: {bad}")
+    inconsistent, damaged = found.count(RunState.INCONSISTENT), found.count(DAMAGED)
+    line = f"{results}: {found.checked} finished run(s) checked, {inconsistent} inconsistent"
+    if damaged:
+        line += f"; {damaged} damaged (a file cannot be read, so the run cannot be checked)"
+    if found.not_checked:  # runs without a result to check: said, so that the count above is not misread
+        line += "; not checked: " + ", ".join(f"{n} {why}" for why, n in sorted(found.not_checked.items()))
+    print(line)
+    if inconsistent:  # what the other readers do with them (status.py, reports/load.py)
+        print("inconsistent runs are left out of every table, figure and claim of the report, and "
+              "`nightbench status` counts them as inconsistent, not as completed or diverged")
+    if damaged:
+        print("damaged runs have no result: the report and `nightbench status` count them as damaged")
+    return ExitCode.FAILED if found.problems else ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:

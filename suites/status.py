@@ -4,30 +4,32 @@
     bert_mlm / tuning             0        4          2         0       0            0        0
       SLURM jobs: 31_[0-5]
 
-A run's state comes from its directory (summary.json; the job record of a SLURM run) and, for a
-run whose job is queued or running, from squeue. Failed and interrupted runs are listed with
+A run's state comes from its directory (summary.json; the job record of a SLURM run), for a
+run whose job is queued or running from squeue, and for an unfinished run from its lock: a live
+process holding the run's `.lock` (a `nightbench run` here, or a leaderboard's child) is running
+it, and is listed with the pid the lock records. Failed and interrupted runs are listed with
 their error and the path of their SLURM log. Reads only; never submits or changes anything.
 """
 
 from __future__ import annotations
 
+import fcntl
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
-from .layout import CONFIG_FILE, METRICS_FILE
+from .layout import CONFIG_FILE, LOCK_FILE, METRICS_FILE
 from .leaderboard.slurm_queue import (JOB_FILE, SqueueError, job_error, job_state, read_job, squeue_available,
                                       squeue_states, summary_is_current)
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import read_json
 from .summary import read_config, read_summary
-from .verify import verify_run_dir
+from .verify import DAMAGED, UNREADABLE_SUMMARY, damage, verify_run_dir
 
-# A summary.json or job.json that cannot be read: what the report calls such a run too (no RunState
-# names it: the run's own state is unknown; the same command runs it again).
-DAMAGED = "damaged"
+# DAMAGED (verify.py): a summary.json or job.json that cannot be read, what the report calls such a run
+# too (no RunState names it: the run's own state is unknown; the same command runs it again).
 # the columns of the table, in this order; the first five always, the others when a run is in that state
 STATES = (RunState.QUEUED, RunState.RUNNING, RunState.COMPLETED, RunState.DIVERGED, RunState.FAILED,
           RunState.INTERRUPTED, RunState.INCONSISTENT, DAMAGED, RunState.PENDING, RunState.UNKNOWN)
@@ -48,6 +50,23 @@ class RunStanding:
     jobs: tuple[str, ...] = ()
     log: str | None = None
     error: str | None = None
+    holder: str | None = None  # 'pid N on host': the live process holding the run's lock
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock ('pid N on host', as run_dir.run_lock records it) when a live process
+    holds it; None when nobody does. The lock is an flock, which the kernel drops when its holder dies,
+    so a lock file left by a dead process (still naming its pid) reads as free."""
+    try:  # read-only, and a shared probe: works on a read-only copy, and two status calls never collide
+        with open(Path(run_dir) / LOCK_FILE) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "a live process (it has not written its pid yet)"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+    except OSError:  # no lock file, or one that cannot be opened or locked: no live holder is known
+        return None
 
 
 def find_runs(results: Path) -> list[Path]:
@@ -77,12 +96,23 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
     elif summary is not None:  # a run of another executor
         status.state, status.error = summary.status, summary.error
     elif (run_dir / layout.SUMMARY_FILE).exists():  # there, but unreadable: what the report calls it too
-        status.state, status.error = DAMAGED, f"{layout.SUMMARY_FILE} cannot be read (cut short, or not a run's summary)"
+        status.state, status.error = DAMAGED, UNREADABLE_SUMMARY
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
         status.state = RunState.INTERRUPTED  # started, never finished: the same command resumes it
-    reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES else []
-    if reasons:  # a result that disagrees with its own log or name is not counted as one
+    broken = damage(run_dir) if status.state in FINISHED_STATES else None
+    reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES and not broken else []
+    if broken:  # a result that cannot be checked (config.json unreadable): what the report calls it too
+        status.state, status.error = DAMAGED, broken
+    elif reasons:  # a result that disagrees with its own log or name is not counted as one
         status.state, status.error = RunState.INCONSISTENT, "; ".join(reasons)
+    # A live process holding the lock is working on the run now (resuming it, or rerunning a failed or
+    # damaged one; the engine never locks a finished run): not interrupted, and not to be run again.
+    # A damaged job record stays damaged: it is the record that is wrong, whoever runs the run.
+    if status.state not in (*FINISHED_STATES, RunState.QUEUED, RunState.RUNNING, RunState.INCONSISTENT) \
+            and not (status.state == DAMAGED and wrong):
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            status.state, status.error, status.holder = RunState.RUNNING, None, holder
     return status
 
 
@@ -142,6 +172,11 @@ def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> st
                      + "  ".join(f"{counts[key][s]:>{max(len(s), 5)}}" for s in shown))
         if jobs[key]:
             lines.append(f"  SLURM jobs: {compress_job_ids(jobs[key])}")
+    held = [r for r in runs if r.holder is not None]
+    if held:
+        lines += ["", "running in a live process that holds the run's lock (left to it; a second "
+                      "`nightbench run` of it exits 75):"]
+        lines += [f"  {r.state:<11} {r.run_dir.relative_to(results)}  ({r.holder})" for r in held]
     trouble = [r for r in runs if r.state in TROUBLE_STATES]
     if trouble:
         lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command submits the "

@@ -11,21 +11,35 @@ Two facts are checked, each against the run's own record of it:
   no longer agrees.
 
 A run that fails either is `RunState.INCONSISTENT`: shown with the reason, left out of every
-aggregate. Runs without a summary, and failed runs, have no result to check. A directory not named
-the engine's way (no identity hash in its name, e.g. written by hand) is checked on its metrics only.
+aggregate. A finished run whose config.json cannot be read, or any run whose summary.json cannot be
+read, is `DAMAGED`: it cannot be checked at all. Runs without a summary, and failed runs, have no
+result to check. A directory not named the engine's way (no identity hash in its name, e.g. written
+by hand) is checked on its metrics only.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import identity_hash, read_metrics
 from .summary import read_config, read_summary
+
+# A summary.json (or a finished run's config.json) that cannot be read: what the report calls such a
+# run too (no RunState names it: the run's own state is unknown).
+DAMAGED = "damaged"
+UNREADABLE_SUMMARY = f"{SUMMARY_FILE} cannot be read (cut short, or not a run's summary)"
+UNREADABLE_CONFIG = f"{CONFIG_FILE} is missing or cannot be read, so the run cannot be checked"
+# why a run has no result to check (`nightbench verify` counts them apart from the checked ones)
+NOT_STARTED = "not started (a request file or job record only)"
+UNFINISHED = "unfinished (no summary.json: running, interrupted or killed)"
+FAILED_RUN = "failed (a failed run has no result to check)"
 
 # plan.run_name: '<protocol>-[lr<lr>-]<8 hex digits>-seed<seed>'
 NAMED_IDENTITY = re.compile(r"-(?P<hash>[0-9a-f]{8})-seed(?P<seed>\d+)$")
@@ -39,6 +53,7 @@ RELATIVE_TOLERANCE = 1e-9  # JSON keeps a float exactly; this only forgives a la
 class Inconsistency:
     run_dir: Path
     reasons: tuple[str, ...]
+    state: str = RunState.INCONSISTENT  # or DAMAGED: a file that cannot be read
 
     def __str__(self) -> str:
         return "; ".join(self.reasons)
@@ -121,11 +136,47 @@ def verify_run_dir(run_dir: Path) -> list[str]:
     return check_run(run_dir, read_config(run_dir), summary.status, summary.final_metrics, read_metrics(run_dir))
 
 
-def inconsistent_runs(run_dirs: list[Path]) -> list[Inconsistency]:
-    """Every run among `run_dirs` whose files disagree, with why."""
-    found = []
-    for run_dir in run_dirs:
-        reasons = verify_run_dir(run_dir)
-        if reasons:
-            found.append(Inconsistency(Path(run_dir), tuple(reasons)))
+def damage(run_dir: Path) -> str | None:
+    """Why a run that claims a result cannot be checked at all, or None: its summary.json is there but
+    unreadable, or its summary is finished but its config.json is missing or unreadable."""
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir)
+    if summary is None:
+        return UNREADABLE_SUMMARY if (run_dir / SUMMARY_FILE).exists() else None
+    if summary.status in FINISHED_STATES and read_config(run_dir) is None:
+        return UNREADABLE_CONFIG
+    return None
+
+
+@dataclass
+class Verification:
+    """What `nightbench verify` found among a results root's runs."""
+
+    checked: int = 0  # finished runs whose files were checked (consistent or not)
+    problems: list[Inconsistency] = field(default_factory=list)  # inconsistent, then damaged, in run order
+    not_checked: Counter = field(default_factory=Counter)  # why (NOT_STARTED, ...) -> how many
+
+    def count(self, state: str) -> int:
+        return sum(problem.state == state for problem in self.problems)
+
+
+def verify_runs(run_dirs: list[Path]) -> Verification:
+    """Check every finished run among `run_dirs`; count the others by why they were not checked."""
+    found = Verification()
+    for run_dir in map(Path, run_dirs):
+        broken = damage(run_dir)
+        summary = read_summary(run_dir)
+        if broken:
+            found.problems.append(Inconsistency(run_dir, (broken,), DAMAGED))
+        elif summary is None:
+            started = any((run_dir / name).exists() for name in (CONFIG_FILE, METRICS_FILE))
+            found.not_checked[UNFINISHED if started else NOT_STARTED] += 1
+        elif summary.status not in FINISHED_STATES:
+            found.not_checked[FAILED_RUN] += 1
+        else:
+            found.checked += 1
+            reasons = verify_run_dir(run_dir)
+            if reasons:
+                found.problems.append(Inconsistency(run_dir, tuple(reasons)))
     return found
+

@@ -54,6 +54,13 @@ EDITS = {
 }
 
 
+def _counts(shown: str) -> dict[str, str]:
+    """`nightbench status`'s counts summed over the toy suite's rows (a run whose config cannot be read
+    has no known stage: its row is 'toy / ?')."""
+    header, *rows = [line.split() for line in shown.splitlines() if line.startswith(("suite /", "toy /"))]
+    return {state: str(sum(int(row[i + 3]) for row in rows)) for i, state in enumerate(header[3:])}
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -71,10 +78,14 @@ def test_a_run_whose_files_disagree_is_inconsistent_everywhere_and_left_out(two_
     out = capsys.readouterr().out
     assert f"inconsistent  {edited.relative_to(results)}: " in out and reason in out, out
     assert kept.name not in out
-    assert "2 run(s) checked, 1 inconsistent" in out
+    assert "2 finished run(s) checked, 1 inconsistent" in out and "not checked" not in out, out
+    # what verify says the other readers do with it is what they do (the report: below)
+    assert ("`nightbench status` counts them as inconsistent, not as completed or diverged" in out
+            and "leave them out" not in out), out
 
     shown = status_report(results)
     assert "inconsistent" in shown and reason in shown, shown
+    assert _counts(shown)["inconsistent"] == "1" and _counts(shown)["completed"] == "1", shown
 
     loaded = load_results(results)
     assert list(loaded.runs["run_dir"]) == [kept.relative_to(results).as_posix()]  # in no aggregate
@@ -93,7 +104,8 @@ def test_runs_as_the_engine_wrote_them_are_consistent(two_seeds, tmp_path, capsy
     results = tmp_path / "results"
     shutil.copytree(two_seeds, results)
     assert main(["verify", str(results)]) == 0
-    assert "2 run(s) checked, 0 inconsistent" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 finished run(s) checked, 0 inconsistent" in out and "damaged" not in out, out
     assert "inconsistent" not in status_report(results)
     loaded = load_results(results)
     assert len(loaded.runs) == 2 and loaded.inconsistent == 0
@@ -102,3 +114,60 @@ def test_runs_as_the_engine_wrote_them_are_consistent(two_seeds, tmp_path, capsy
 def test_verify_refuses_a_missing_results_folder(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nowhere")]) == 2
     assert "results directory not found" in capsys.readouterr().err
+
+
+def test_a_summary_cut_short_is_reported_damaged_and_fails_verify(two_seeds, tmp_path, capsys):
+    """A summary.json verify cannot read is not a consistent run: named, with why, exit 1, as status calls it."""
+    results = tmp_path / "results"
+    shutil.copytree(two_seeds, results)
+    cut, kept = sorted(results.glob("toy/ci/sgd/*-seed*/"))
+    (cut / "summary.json").write_text('{"status": "comp')
+
+    assert main(["verify", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged       {cut.relative_to(results)}: summary.json cannot be read" in out, out
+    assert kept.name not in out
+    assert "1 finished run(s) checked, 0 inconsistent; 1 damaged" in out, out
+    assert _counts(status_report(results))["damaged"] == "1"
+
+
+def test_a_finished_run_whose_config_cannot_be_read_is_damaged_in_verify_and_status(two_seeds, tmp_path, capsys):
+    """Its identity cannot be checked: it is not passed as consistent (the report calls it damaged too)."""
+    results = tmp_path / "results"
+    shutil.copytree(two_seeds, results)
+    cut, _ = sorted(results.glob("toy/ci/sgd/*-seed*/"))
+    (cut / "config.json").write_text('{"suite": "to')
+
+    assert main(["verify", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged       {cut.relative_to(results)}: config.json is missing or cannot be read" in out, out
+    shown = status_report(results)
+    assert _counts(shown)["damaged"] == "1" and _counts(shown)["completed"] == "1", shown
+    assert list(load_results(results).problems["status"]) == ["damaged"]
+
+
+def test_verify_counts_only_the_finished_runs_it_checked(two_seeds, tmp_path, capsys):
+    """Planned runs (a request file only), unfinished and failed runs have no result: not counted as checked."""
+    results = tmp_path / "results"
+    shutil.copytree(two_seeds, results)
+    finished, unfinished = sorted(results.glob("toy/ci/sgd/*-seed*/"))
+    (unfinished / "summary.json").unlink()
+    for seed in (5, 6):  # what a leaderboard writes before it starts a run
+        (finished.parent / f"default-lr0.1-0123abcd-seed{seed}.request.json").write_text("{}")
+
+    assert main(["verify", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "1 finished run(s) checked, 0 inconsistent; not checked: 2 not started" in out, out
+    assert "1 unfinished (no summary.json" in out, out
+
+    _edit(finished / "summary.json", lambda s: s.update(status="failed"))
+    assert main(["verify", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "0 finished run(s) checked, 0 inconsistent; not checked: 1 failed" in out, out
+
+    planned_only = tmp_path / "planned"
+    (planned_only / "toy/ci/sgd").mkdir(parents=True)
+    for seed in (0, 1):
+        (planned_only / f"toy/ci/sgd/default-lr0.1-0123abcd-seed{seed}.request.json").write_text("{}")
+    assert main(["verify", str(planned_only)]) == 0
+    assert "0 finished run(s) checked, 0 inconsistent; not checked: 2 not started" in capsys.readouterr().out
