@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from nightbench.optimizers import expand_names, get_spec, load_optimizer_file, names, plugin_errors
+from nightbench.optimizers import expand_names, get_spec, load_optimizer_file, plugin_errors
+from nightbench.optimizers import names as optimizer_names
 from nightbench.optimizers.registry import SET_NAMES
 
 from ..base import DEFAULT_PRESET, TrainingSuite
@@ -127,7 +128,7 @@ def _refuse_empty_sets(requested) -> None:
                           if failed else ""))
             else:
                 why = f"no optimizer of the set '{name}' is registered"
-            raise ConfigError(f"--optimizers {name} selects no optimizer: {why}; registered: {', '.join(names())}")
+            raise ConfigError(f"--optimizers {name} selects no optimizer: {why}; registered: {', '.join(optimizer_names())}")
 
 
 def _refuse_ignored_files(flag: str, loaded: dict[str, list[str]], names_flag: str, requested, selected) -> None:
