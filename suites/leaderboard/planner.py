@@ -128,7 +128,8 @@ def _refuse_empty_sets(requested) -> None:
                           if failed else ""))
             else:
                 why = f"no optimizer of the set '{name}' is registered"
-            raise ConfigError(f"--optimizers {name} selects no optimizer: {why}; registered: {', '.join(optimizer_names())}")
+            raise ConfigError(f"--optimizers {name} selects no optimizer: {why}; "
+                              f"registered: {', '.join(optimizer_names())}")
 
 
 def _refuse_ignored_files(flag: str, loaded: dict[str, list[str]], names_flag: str, requested, selected) -> None:

@@ -106,8 +106,9 @@ def _suite_file(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("case", ["optimizer file not selected", "plugin set without plugins", "suite file not selected",
-                                  "bert_mlm steps=-1", "resnet epochs=0", "device gpu", "device cuda:7 here"])
+@pytest.mark.parametrize("case", ["optimizer file not selected", "plugin set without plugins",
+                                  "suite file not selected", "bert_mlm steps=-1", "resnet epochs=0", "device gpu",
+                                  "device cuda:7 here"])
 def test_the_board_refuses_before_writing_anything(clean_catalog, toy_suite, no_plugins, tmp_path, capsys, case):
     argv, message = _refused_boards(tmp_path)[case]
     if case == "device cuda:7 here" and torch.cuda.device_count() > 7:
