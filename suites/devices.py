@@ -11,14 +11,21 @@ from .config import ConfigError
 ACCEPTED = "auto, cpu, cuda or cuda:N"
 
 
+def device_name(requested: str | None) -> str:
+    """--device as written (auto, cpu, cuda, cuda:N), lower-cased; checked without asking for a GPU, so a
+    board that submits to other machines (SLURM) can refuse a misspelt name before anything runs."""
+    name = (requested or "auto").strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"invalid --device {requested!r}: expected {ACCEPTED}")
+    return name
+
+
 def resolve_device(requested: str | None, local_rank: int | None = None) -> torch.device:
     """The torch device of `--device` (None/'auto': cuda when available, else cpu).
 
     Under a launcher (local_rank given) every process takes the GPU of its local rank, whatever
     index was asked for; the check that the node has that many GPUs is made here too."""
-    name = (requested or "auto").strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
-        raise ConfigError(f"invalid --device {requested!r}: expected {ACCEPTED}")
+    name = device_name(requested)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":

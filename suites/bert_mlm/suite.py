@@ -9,7 +9,7 @@ from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
 from .documents import LOCAL_CORPUS
 from .presets import PAPER_DEFAULTS, PARITY_MARGINS, PRESETS, SMALL_DEFAULTS, TARGET_VALUES
-from .task import build_task
+from .task import build_task, check_config
 
 
 class BertMLMSuite(TrainingSuite):
@@ -34,6 +34,10 @@ class BertMLMSuite(TrainingSuite):
         except KeyError:
             return {}
         return {k: v for k, v in table[optimizer_name].items() if k.startswith("policy.") or k in declared}
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """The build's checks that need no data (task.check_config): a board refuses them before it starts."""
+        check_config(config)
 
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:
         """Linear warmup, then linear decay to zero at the last step (Devlin et al.; the paper's NIGT too);

@@ -39,6 +39,16 @@ def _positive_int(config: dict, key: str) -> int:
     return int(number)
 
 
+def check_config(config: dict) -> None:
+    """The checks of build_task that need neither data nor a model, so that planning (a board, before any
+    run starts) refuses what the build would. The data, tokenizer and model keys are checked where they are
+    used, in the build."""
+    for key in ("steps", "global_batch_size", "micro_batch_size", "eval_every"):
+        _positive_int(config, key)
+    if config.get("tokenizer") in (None, "", "none"):  # a WordPiece of vocab_size is trained
+        _positive_int(config, "vocab_size")
+
+
 def _user_tokenizer(config: dict) -> PreTrainedTokenizerBase | None:
     """The tokenizer the preset names (checked before the corpus is read), or None to train one."""
     name = config.get("tokenizer")

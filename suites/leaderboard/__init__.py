@@ -19,7 +19,7 @@ from ..outcomes import ExitCode, RunState
 from .executor import Executor
 from .local import LocalExecutor
 from .planner import (DEFAULT_BUDGET, DEFAULT_JOBS, DEFAULT_SEEDS, DEFAULT_TUNED_SEEDS, LOCAL_TUNING_WINDOW, TUNING_SEED, BoardSettings,
-                      tuning_grid, tuning_window)
+                      check_board, tuning_grid, tuning_window)
 from .protocols import run_default, run_tuning
 
 RUN_MODULE = "nightbench.suites.cli"  # each local run is `python -m RUN_MODULE run --request FILE`
@@ -87,6 +87,7 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
 def run_leaderboard_from_args(args: argparse.Namespace, after_board: Callable[[], None] | None = None) -> int:
     """Run the board; `after_board` (the command line's report) runs once a waited-for board has ended."""
     settings = settings_from_args(args)
+    check_board(settings, here=getattr(args, "executor", "local") != "slurm")
     executor = executor_from_args(args)
     wait = not getattr(args, "detach", False)
     echo = lambda line: print(line, flush=True)  # noqa: E731

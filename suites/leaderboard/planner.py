@@ -13,12 +13,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from nightbench.optimizers import get_spec, load_optimizer_file
-from nightbench.optimizers import expand_names
+from nightbench.optimizers import expand_names, get_spec, load_optimizer_file, plugin_errors
+from nightbench.optimizers import names as optimizer_names
+from nightbench.optimizers.registry import SET_NAMES
 
 from ..base import DEFAULT_PRESET, TrainingSuite
 from ..catalog import get_suite, load_suite_file, suite_names
 from ..config import ConfigError
+from ..devices import device_name, resolve_device
 from ..plan import RunPlan, RunRequest, plan_run
 
 TUNING_SEED = 1000  # never a reporting seed (reporting_seeds), so a chosen setting is not scored on its own seed
@@ -73,18 +75,24 @@ class BoardSettings:
         seeds = seeds if seeds is not None else (DEFAULT_TUNED_SEEDS if tune else DEFAULT_SEEDS)
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1 (got {seeds})")
-        for path in optimizer_files:
-            load_optimizer_file(path)
-        for path in suite_files:
-            load_suite_file(path)
+        device_name(device)  # the name only: whether this machine has the GPU is check_board's (local) question
+        optimizers_in_file = {path: load_optimizer_file(path) for path in optimizer_files}
+        suites_in_file = {path: load_suite_file(path) for path in suite_files}
+        given_suites, given_optimizers = suites, optimizers
         suites = tuple(suites or suite_names())
         # set names (paper, modern, plugin, all) -> members; by default the paper's eight and every plugin
         # loaded (--optimizer-file, entry points): adding an optimizer takes one file and one command
         optimizers = tuple(expand_names(optimizers or ["paper", "plugin"]))
+        if given_optimizers:
+            _refuse_empty_sets(given_optimizers)
         for name in suites:
             get_suite(name)  # fails early on unknown names, with the known ones
         for name in optimizers:
             get_spec(name)
+        if given_optimizers:
+            _refuse_ignored_files("--optimizer-file", optimizers_in_file, "--optimizers", given_optimizers, optimizers)
+        if given_suites:
+            _refuse_ignored_files("--suite-file", suites_in_file, "--suites", given_suites, suites)
         for flag, names in (("--suites", suites), ("--optimizers", optimizers)):
             twice = sorted({name for name in names if names.count(name) > 1})
             if twice:  # one run directory would be counted as several runs
@@ -106,6 +114,49 @@ class BoardSettings:
 
     def seeds_for(self, suite: str) -> range:
         return range(1 if get_suite(suite).seed_independent else self.seeds)
+
+
+def _refuse_empty_sets(requested) -> None:
+    """A set named in --optimizers that has no member would select nothing, silently (a board of 0 runs)."""
+    for name in requested:
+        if name in SET_NAMES and not expand_names([name]):
+            if name == "plugin":
+                failed = plugin_errors()
+                why = ("no plugin optimizer is registered: pass --optimizer-file FILE (a Python file with "
+                       "@register_optimizer), or install a package with a 'nightbench.optimizers' entry point"
+                       + (f" (plugins that failed to load: {'; '.join(f'{k}: {v}' for k, v in failed.items())})"
+                          if failed else ""))
+            else:
+                why = f"no optimizer of the set '{name}' is registered"
+            raise ConfigError(f"--optimizers {name} selects no optimizer: {why}; "
+                              f"registered: {', '.join(optimizer_names())}")
+
+
+def _refuse_ignored_files(flag: str, loaded: dict[str, list[str]], names_flag: str, requested, selected) -> None:
+    """A plugin file none of whose names the board's selection includes would be loaded and then ignored."""
+    for path, found in loaded.items():
+        if found and not set(found) & set(selected):
+            listed = " ".join(requested)
+            hint = f"add {'it' if len(found) == 1 else 'them'} ({names_flag} {listed} {' '.join(found)})"
+            if names_flag == "--optimizers" and all(get_spec(n).family == "plugin" for n in found):
+                hint += " or the set plugin"
+            default = "the paper's set and every plugin" if names_flag == "--optimizers" else "every suite"
+            raise ConfigError(f"{flag} {path} registers {', '.join(found)}, which {names_flag} {listed} does not "
+                              f"select: the file would be ignored. {hint[0].upper()}{hint[1:]}, or omit "
+                              f"{names_flag} ({default}), or drop {flag} {path}")
+
+
+def check_board(settings: BoardSettings, *, here: bool = True) -> None:
+    """Refuse, before the board writes anything, what every child run would refuse only once started
+    (exit 1 per run, the reason in _logs): a device this machine lacks (only when the runs execute
+    `here`: a SLURM node may have the GPU the login node lacks) and a suite config a suite rejects.
+    Cheap: one plan per (suite, optimizer), the suites' own checks (Suite.validate_config, run by
+    plan_run), no model, no data. The seed and the tuned lr do not change a suite's config."""
+    if here:
+        resolve_device(settings.device)
+    for suite in settings.suites:
+        for optimizer in settings.optimizers:
+            plan_run(settings.request(suite, optimizer, 0, "default"))
 
 
 def default_stage(settings: BoardSettings, suites: tuple[str, ...] | None = None) -> list[RunPlan]:

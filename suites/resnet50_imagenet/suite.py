@@ -10,6 +10,7 @@ from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
 from .presets import PARITY_MARGINS, PRESETS, TARGET_VALUES
 from .recipes import make_schedule, optimizer_defaults
+from .config import check_config
 from .task import build_task
 
 
@@ -29,6 +30,11 @@ class ResNetImageNetSuite(TrainingSuite):
     def optimizer_defaults(self, optimizer_name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Default lr/momentum/weight decay (and the paper's recipe for normalized optimizers)."""
         return optimizer_defaults(optimizer_name, config)
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """Every key typed and in range (config.check_config), before any run directory exists; the
+        batch's split over processes is checked again by the build, which knows their number."""
+        check_config(config)
 
     def schedule(self, optimizer_name: str, config: dict[str, Any], task: TrainingTask) -> Schedule:
         """SGD: warmup then step decay at the milestone epochs; others: warmup then (1 - t/T)^2."""
