@@ -8,9 +8,9 @@ from typing import Any
 from nightbench.optimizers import Schedule
 from nightbench.suites.base import BuildContext, TrainingSuite, TrainingTask
 
+from .config import check_config
 from .presets import PARITY_MARGINS, PRESETS, TARGET_VALUES
 from .recipes import make_schedule, optimizer_defaults
-from .config import check_config
 from .task import build_task
 
 
