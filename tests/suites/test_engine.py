@@ -13,6 +13,7 @@ from nightbench.optimizers import registry as optimizer_registry
 from nightbench.suites.config import ConfigError
 from nightbench.suites.engine import RunRequest, SuiteInputError, execute_run, plan_run
 from nightbench.suites.run_dir import read_metrics
+from tests.plugin_files import sign_sgd_plugin
 
 
 def run(tmp_path, optimizer="sgd", **kwargs):
@@ -177,23 +178,6 @@ def test_an_unfinished_deepspeed_run_is_not_resumed_without_deepspeed(toy_suite,
         execute_run(request)
 
 
-EDITABLE_PLUGIN = """import torch
-from nightbench.optimizers import register_optimizer
-
-@register_optimizer("nbtest_edited_sgd")
-class EditedSGD(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.05):
-        super().__init__(params, dict(lr=lr))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-group["lr"] * {scale})
-"""
-
-
 def test_an_edited_optimizer_file_runs_anew_instead_of_reusing_the_old_result(toy_suite, tmp_path, fresh_registry,
                                                                                monkeypatch):
     from nightbench.suites.verify import verify_run_dir
@@ -202,7 +186,8 @@ def test_an_edited_optimizer_file_runs_anew_instead_of_reusing_the_old_result(to
     untouched = optimizer_registry.REGISTRY.copy()
 
     def run_plugin(scale: int):  # as a new command would: a registry without the file, which it then loads
-        plugin.write_text(EDITABLE_PLUGIN.format(scale=scale))
+        source = sign_sgd_plugin("nbtest_edited_sgd", 0.05)  # the edit changes its step, not its hyperparameters
+        plugin.write_text(source.replace('alpha=-group["lr"]', f'alpha=-group["lr"] * {scale}'))
         monkeypatch.setattr(optimizer_registry, "REGISTRY", untouched.copy())
         return run(results, optimizer="nbtest_edited_sgd", optimizer_files=(str(plugin),))
 
