@@ -18,6 +18,17 @@ from ..config import SuiteConfigError
 IGNORE_INDEX = -100  # label of positions that are not predicted (torch's cross_entropy default)
 
 
+def check_masking(probability: float, replace_with_mask: float, replace_with_random: float) -> None:
+    """BERT's masking fractions (mask_probability, mask_replace, mask_random), or a SuiteConfigError."""
+    if not 0.0 < probability < 1.0:
+        raise SuiteConfigError(f"invalid mask_probability {probability}: expected a fraction in (0, 1)")
+    if replace_with_mask < 0 or replace_with_random < 0 or replace_with_mask + replace_with_random > 1:
+        raise SuiteConfigError(
+            f"invalid mask_replace={replace_with_mask}, mask_random={replace_with_random}: "
+            "expected non-negative fractions summing to at most 1 (BERT: 0.8 and 0.1)"
+        )
+
+
 @dataclass(frozen=True)
 class MaskingScheme:
     mask_token_id: int
@@ -28,13 +39,7 @@ class MaskingScheme:
     replace_with_random: float = 0.1  # of the selected: become a random ordinary token (rest: unchanged)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.probability < 1.0:
-            raise SuiteConfigError(f"invalid mask_probability {self.probability}: expected a fraction in (0, 1)")
-        if self.replace_with_mask < 0 or self.replace_with_random < 0 or self.replace_with_mask + self.replace_with_random > 1:
-            raise SuiteConfigError(
-                f"invalid mask_replace={self.replace_with_mask}, mask_random={self.replace_with_random}: "
-                "expected non-negative fractions summing to at most 1 (BERT: 0.8 and 0.1)"
-            )
+        check_masking(self.probability, self.replace_with_mask, self.replace_with_random)
 
     def ordinary_token_ids(self) -> torch.Tensor:
         keep = torch.ones(self.vocab_size, dtype=torch.bool)

@@ -28,11 +28,17 @@ class MaskedPositionsBertForMaskedLM(BertForMaskedLM):
         return self.cls(hidden[labels != IGNORE_INDEX])
 
 
-def bert_config(config: dict, vocab_size: int, pad_token_id: int) -> BertConfig:
-    """The BertConfig a preset describes (num_layers, hidden_size, num_heads, intermediate_size, dropout)."""
+def check_model_shape(config: dict) -> tuple[int, int]:
+    """(hidden_size, num_heads) of a preset, or a SuiteConfigError: attention splits hidden_size over the heads."""
     hidden, heads = int(config["hidden_size"]), int(config["num_heads"])
     if hidden % heads:
         raise SuiteConfigError(f"invalid model shape: hidden_size {hidden} is not a multiple of num_heads {heads}")
+    return hidden, heads
+
+
+def bert_config(config: dict, vocab_size: int, pad_token_id: int) -> BertConfig:
+    """The BertConfig a preset describes (num_layers, hidden_size, num_heads, intermediate_size, dropout)."""
+    hidden, heads = check_model_shape(config)
     dropout = float(config.get("dropout", 0.1))
     return BertConfig(
         vocab_size=vocab_size,

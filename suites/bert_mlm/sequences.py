@@ -82,14 +82,20 @@ def _most_frequent_ordinary_token(path: Path, vocab_size: int, special_ids: list
     return int(counts.argmax())
 
 
-def build_sequences(documents: Documents, tokenizer: Any, config: dict, cache_root: Path) -> SequenceData:
-    """Tokenized, packed, split sequences for these documents and this tokenizer (cached)."""
+def check_sequence_config(config: dict) -> tuple[int, float]:
+    """(seq_len, validation_fraction) of a preset, or a SuiteConfigError."""
     seq_len = int(config["seq_len"])
     validation_fraction = float(config["validation_fraction"])
     if seq_len < 8:
         raise SuiteConfigError(f"invalid seq_len {seq_len}: expected at least 8")
     if not 0.0 < validation_fraction < 1.0:
         raise SuiteConfigError(f"invalid validation_fraction {validation_fraction}: expected a fraction in (0, 1)")
+    return seq_len, validation_fraction
+
+
+def build_sequences(documents: Documents, tokenizer: Any, config: dict, cache_root: Path) -> SequenceData:
+    """Tokenized, packed, split sequences for these documents and this tokenizer (cached)."""
+    seq_len, validation_fraction = check_sequence_config(config)
     split_seed = int(config.get("split_seed", 0))
     workers = int(config.get("tokenize_workers") or 0) or None
     key = {"documents": documents.fingerprint, "text_column": documents.text_column,

@@ -20,9 +20,9 @@ from ..config import SuiteConfigError, SuiteDataError
 from .batches import StepBatches, iterate_batches
 from .cache import cached_directory
 from .documents import Documents, load_documents
-from .masking import IGNORE_INDEX, MaskingScheme, generator_for, mask_tokens
-from .model import build_model
-from .sequences import SequenceData, build_sequences
+from .masking import IGNORE_INDEX, MaskingScheme, check_masking, generator_for, mask_tokens
+from .model import build_model, check_model_shape
+from .sequences import SequenceData, build_sequences, check_sequence_config
 from .tokenizer import load_tokenizer, train_wordpiece
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
@@ -47,6 +47,11 @@ def check_config(config: dict) -> None:
         _positive_int(config, key)
     if config.get("tokenizer") in (None, "", "none"):  # a WordPiece of vocab_size is trained
         _positive_int(config, "vocab_size")
+    for key in ("hidden_size", "num_heads"):
+        _positive_int(config, key)
+    check_model_shape(config)
+    check_sequence_config(config)
+    check_masking(float(config["mask_probability"]), float(config["mask_replace"]), float(config["mask_random"]))
 
 
 def _user_tokenizer(config: dict) -> PreTrainedTokenizerBase | None:

@@ -92,6 +92,12 @@ def _refused_boards(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
                                     "registers board_check_suite, which --suites toy does not select"),
         "bert_mlm steps=-1": (["--suites", "bert_mlm", "--optimizers", "adam", "--set", "steps=-1"],
                               "suite 'bert_mlm': invalid steps=-1: expected a positive integer"),
+        "bert_mlm heads": (["--suites", "bert_mlm", "--optimizers", "adam", "--set", "num_heads=3"],
+                           "invalid model shape: hidden_size 32 is not a multiple of num_heads 3"),
+        "bert_mlm seq_len": (["--suites", "bert_mlm", "--optimizers", "adam", "--set", "seq_len=4"],
+                             "invalid seq_len 4: expected at least 8"),
+        "bert_mlm masking": (["--suites", "bert_mlm", "--optimizers", "adam", "--set", "mask_probability=1.5"],
+                             "invalid mask_probability 1.5: expected a fraction in (0, 1)"),
         "resnet epochs=0": (["--suites", "resnet50_imagenet", "--optimizers", "sgd", "--set", "epochs=0"],
                             "invalid value 0.0 for resnet50_imagenet key 'epochs': expected a number > 0.0"),
         "device gpu": ([*toy, "--device", "gpu"], "invalid --device 'gpu': expected auto, cpu, cuda or cuda:N"),
@@ -107,7 +113,8 @@ def _suite_file(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("case", ["optimizer file not selected", "plugin set without plugins",
-                                  "suite file not selected", "bert_mlm steps=-1", "resnet epochs=0", "device gpu",
+                                  "suite file not selected", "bert_mlm steps=-1", "bert_mlm heads", "bert_mlm seq_len",
+                                  "bert_mlm masking", "resnet epochs=0", "device gpu",
                                   "device cuda:7 here"])
 def test_the_board_refuses_before_writing_anything(clean_catalog, toy_suite, no_plugins, tmp_path, capsys, case):
     argv, message = _refused_boards(tmp_path)[case]
