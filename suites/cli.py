@@ -25,6 +25,7 @@ from nightbench.optimizers.errors import InputError
 from nightbench.optimizers.search_space import describe as describe_space
 from nightbench.optimizers.spec import FAMILIES, FAMILY_HELP
 
+from . import layout
 from .arguments import plugin_options, run_options
 from .base import DEFAULT_PRESET
 from .catalog import get_suite, load_suite_file, suite_names
@@ -185,9 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    results = Path(args.results_dir)
-    if not results.is_dir():
-        raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    results = layout.results_root(args.results_dir)
     from nightbench.reports import build_report
 
     path = build_report(results, args.output)
@@ -244,9 +243,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .status import find_runs
     from .verify import DAMAGED, verify_runs
 
-    results = Path(args.results_dir)
-    if not results.is_dir():
-        raise ConfigError(f"results directory not found: {results} (expected the --results folder of your runs)")
+    results = layout.results_root(args.results_dir)
     found = verify_runs(find_runs(results))
     for bad in found.problems:
         print(f"{bad.state:<12}  {bad.run_dir.relative_to(results)}: {bad}")

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from nightbench.optimizers.errors import InputError
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -66,6 +68,15 @@ def identity_from_path(run_dir: Path, results_root: Path) -> dict[str, str | Non
         suite, preset, optimizer, name = parts
         return {"suite": suite, "preset": preset, "optimizer": optimizer, "run_name": name}
     return {"suite": None, "preset": None, "optimizer": None, "run_name": "/".join(parts)}
+
+
+def results_root(path: str | Path) -> Path:
+    """An existing results root to read (report, status, verify), or an InputError saying what is wrong."""
+    root = Path(path)
+    if not root.is_dir():
+        found = "is a file, not a folder" if root.exists() else "does not exist"
+        raise InputError(f"results directory not found: {root} {found} (expected the --results folder of your runs)")
+    return root
 
 
 def find_runs(results_root: str | Path, markers: Iterable[str] = RUN_FILES, *, empty: bool = False,

@@ -191,11 +191,7 @@ def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> st
 
 def status_report(results: str | Path) -> str:
     """The text `nightbench status RESULTS` prints."""
-    from nightbench.optimizers.errors import InputError
-
-    results = Path(results)
-    if not results.is_dir():
-        raise InputError(f"results directory not found: {results} (expected the --results folder of a leaderboard)")
+    results = layout.results_root(results)
     run_dirs = find_runs(results)
     queue, note = None, ""
     if any((d / JOB_FILE).exists() for d in run_dirs):

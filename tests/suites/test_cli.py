@@ -79,6 +79,8 @@ def test_failed_run_exits_1(capsys, toy_suite, tmp_path):
     (["run", "--suite", "toy", "--optimizer", "sgd", "--set", "momentum=1.5"], "'momentum'"),
     (["run", "--suite", "toy", "--optimizer", "sgd", "--optimizer-file", "/nonexistent/opt.py"], "not found"),
     (["report", "/nonexistent/results"], "results directory not found"),
+    (["verify", __file__], "is a file, not a folder (expected the --results folder"),
+    (["status", __file__], "is a file, not a folder (expected the --results folder"),
 ])
 def test_bad_input_exits_2_with_what_is_accepted(capsys, toy_suite, tmp_path, argv, message):
     assert main(argv + (["--results", str(tmp_path)] if argv[0] == "run" else [])) == 2
