@@ -55,6 +55,19 @@ class Executor(ABC):
     def close(self) -> None:
         """Release workers; called once when the board is done or interrupted."""
 
+    def log_of(self, plan: RunPlan) -> str | None:
+        """Where this run's output went (said under a failed run's line), or None where the executor says
+        it itself (SLURM names the job's log)."""
+        return None
+
+
+def failure_line(plan: RunPlan, log: str | None) -> str:
+    """The line under a failed run's progress line: why, from its summary, and where its output is."""
+    summary = read_summary(plan.run_dir)
+    lines = (summary.error or "").strip().splitlines() if summary is not None else []
+    why = lines[0][:300] if lines else "no summary.json was written"
+    return f"    {why}" + (f"; log: {log}" if log else "")
+
 
 def finished_state(plan: RunPlan) -> RunState | None:
     """'completed' or 'diverged' where the run directory says so, else None (a failed run is retried)."""
@@ -107,6 +120,8 @@ def run_stage(executor: Executor, plans: Sequence[RunPlan], stage: str, *, wait:
         elapsed = time.monotonic() - started
         eta = elapsed / ended * (total - ended)
         echo(f"[{stage}] {ended}/{total} {state:<9} {plan.label}  (elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
+        if state == RunState.FAILED:
+            echo(failure_line(plan, executor.log_of(plan)))
 
     executor.wait(on_end)
     return counts

@@ -42,6 +42,7 @@ class LocalExecutor(Executor):
         self._pool = ThreadPoolExecutor(max_workers=self.jobs)
         self._futures: dict[Future, RunPlan] = {}
         self._interrupted = threading.Event()
+        self._logs: dict[Path, Path] = {}  # run directory -> the log of its latest child process
 
     def submit(self, plans: Sequence[RunPlan], stage: str) -> None:
         for plan in plans:
@@ -70,6 +71,10 @@ class LocalExecutor(Executor):
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def log_of(self, plan: RunPlan) -> str | None:
+        log = self._logs.get(plan.run_dir)
+        return None if log is None else str(log)
+
     # --- one child process -------------------------------------------------------------------
     def command(self, request_file: Path) -> list[str]:
         return [sys.executable, "-m", self.run_module, "run", "--quiet", "--request", str(request_file)]
@@ -85,6 +90,7 @@ class LocalExecutor(Executor):
         request_file = write_request(plan)
         log_path = self._log_path(plan, stage)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._logs[plan.run_dir] = log_path
         threads = str(plan.resolved.suite_config["threads"])
         # libraries other than torch (BLAS in numpy) size their pools from these
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -46,10 +47,14 @@ def test_board_runs_every_optimizer_and_seed_then_skips_them(toy_board, tmp_path
 
 
 @pytest.mark.slow
-def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path):
+def test_failed_runs_are_recorded_and_the_board_goes_on(toy_board, tmp_path, capsys):
     assert board(tmp_path, "--optimizers", "sgd", "adam", "--seeds", "1", "--set", "fail_at_step=2") == 1
     runs = summaries(tmp_path)
     assert len(runs) == 2 and all(s["status"] == "failed" for _, s in runs.values())
+    out = capsys.readouterr().out  # each failed run's line is followed by why, and where its output is
+    why = [line for line in out.splitlines() if line.startswith("    RuntimeError: toy failure requested; log: ")]
+    assert len(why) == 2, out
+    assert all(Path(line.split("; log: ")[1]).is_file() for line in why)
 
 
 @pytest.mark.slow
