@@ -179,8 +179,8 @@ def format_status(results: Path, runs: list[RunStanding], queue_note: str) -> st
         lines += [f"  {r.state:<11} {r.run_dir.relative_to(results)}  ({r.holder})" for r in held]
     trouble = [r for r in runs if r.state in TROUBLE_STATES]
     if trouble:
-        lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command submits the "
-                      "failed and interrupted again; `nightbench verify` explains the inconsistent):"]
+        lines += ["", "failed, interrupted, inconsistent or damaged (the same leaderboard command runs the "
+                      "failed, interrupted and damaged again; `nightbench verify` explains the inconsistent):"]
         for run in trouble:
             where = f"job {run.job_id}, log {run.log}" if run.job_id else "local run"
             lines.append(f"  {run.state:<11} {run.run_dir.relative_to(results)}  ({where})")
