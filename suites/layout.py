@@ -20,8 +20,6 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from nightbench.optimizers.errors import InputError
-
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -74,6 +72,8 @@ def results_root(path: str | Path) -> Path:
     """An existing results root to read (report, status, verify), or an InputError saying what is wrong."""
     root = Path(path)
     if not root.is_dir():
+        from nightbench.optimizers.errors import InputError  # here: this module imports nothing heavy
+
         found = "is a file, not a folder" if root.exists() else "does not exist"
         raise InputError(f"results directory not found: {root} {found} (expected the --results folder of your runs)")
     return root
