@@ -99,7 +99,7 @@ def run_status(run_dir: Path, queue: dict[str, str] | None) -> RunStanding:
         status.state, status.error = DAMAGED, UNREADABLE_SUMMARY
     elif (run_dir / CONFIG_FILE).exists() or (run_dir / METRICS_FILE).exists():
         status.state = RunState.INTERRUPTED  # started, never finished: the same command resumes it
-    broken = damage(run_dir) if status.state in FINISHED_STATES else None
+    broken = damage(run_dir, summary) if status.state in FINISHED_STATES else None
     reasons = verify_run_dir(run_dir) if status.state in FINISHED_STATES and not broken else []
     if broken:  # a result that cannot be checked (config.json unreadable): what the report calls it too
         status.state, status.error = DAMAGED, broken

@@ -29,7 +29,7 @@ from typing import Any
 from .layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from .outcomes import FINISHED_STATES, RunState
 from .run_dir import identity_hash, read_metrics
-from .summary import read_config, read_summary
+from .summary import RunSummary, read_config, read_summary
 
 # A summary.json (or a finished run's config.json) that cannot be read: what the report calls such a
 # run too (no RunState names it: the run's own state is unknown).
@@ -136,11 +136,10 @@ def verify_run_dir(run_dir: Path) -> list[str]:
     return check_run(run_dir, read_config(run_dir), summary.status, summary.final_metrics, read_metrics(run_dir))
 
 
-def damage(run_dir: Path) -> str | None:
+def damage(run_dir: Path, summary: RunSummary | None) -> str | None:
     """Why a run that claims a result cannot be checked at all, or None: its summary.json is there but
-    unreadable, or its summary is finished but its config.json is missing or unreadable."""
-    run_dir = Path(run_dir)
-    summary = read_summary(run_dir)
+    unreadable (`summary`: the caller's read_summary of it), or its summary is finished but its
+    config.json is missing or unreadable."""
     if summary is None:
         return UNREADABLE_SUMMARY if (run_dir / SUMMARY_FILE).exists() else None
     if summary.status in FINISHED_STATES and read_config(run_dir) is None:
@@ -164,8 +163,8 @@ def verify_runs(run_dirs: list[Path]) -> Verification:
     """Check every finished run among `run_dirs`; count the others by why they were not checked."""
     found = Verification()
     for run_dir in map(Path, run_dirs):
-        broken = damage(run_dir)
         summary = read_summary(run_dir)
+        broken = damage(run_dir, summary)
         if broken:
             found.problems.append(Inconsistency(run_dir, (broken,), DAMAGED))
         elif summary is None:

@@ -41,8 +41,8 @@ def _positive_int(config: dict, key: str) -> int:
 
 def check_config(config: dict) -> None:
     """The checks of build_task that need neither data nor a model, so that planning (a board, before any
-    run starts) refuses what the build would. The data, tokenizer and model keys are checked where they are
-    used, in the build."""
+    run starts) refuses what the build would; the build makes them again where it uses the keys. The
+    data and tokenizer paths are checked only by the build (they need the files)."""
     for key in ("steps", "global_batch_size", "micro_batch_size", "eval_every"):
         _positive_int(config, key)
     if config.get("tokenizer") in (None, "", "none"):  # a WordPiece of vocab_size is trained
