@@ -28,7 +28,6 @@ from nightbench.optimizers import create
 from nightbench.optimizers.errors import InputError
 
 from .base import BuildContext, RunContext, TrainingSuite, TrainingTask
-from .checkpoint_store import CheckpointStore
 from .config import ConfigError
 from .devices import resolve_device
 from .environment import environment
@@ -126,11 +125,6 @@ class Host(TrainingHost):
         """The status to record, given what the other ranks reported (here: as it is)."""
         return status, extra
 
-    def drop_fallback_checkpoint(self) -> None:
-        """(Main process, the summary written) A finished run never resumes: the checkpoint kept in case
-        the latest was damaged only costs disk (a ResNet-50 run's is hundreds of MB). The latest stays."""
-        CheckpointStore(self.plan.run_dir).drop_previous()
-
 
 class _NoGuard:
     def training_over(self) -> None:
@@ -196,7 +190,7 @@ def _execute_locked(plan: RunPlan, host: Host, guard: Any) -> RunOutcome:
     _write_config(plan, host)  # a run that failed before writing it still says what it was
     outcome = finish_run(plan, started, status, fields, extra)
     if status in FINISHED_STATES:  # a failed run may be run again: it keeps its fallback
-        host.drop_fallback_checkpoint()
+        host.drop_fallback_checkpoint(plan.run_dir)
     return outcome
 
 

@@ -133,3 +133,8 @@ class TrainingHost:
         self.optimizer.load_state_dict(payload["optimizer"])
         set_rng_state(payload["rng"])
         return payload
+
+    def drop_fallback_checkpoint(self, run_dir: Path) -> None:
+        """(Main process, the summary written) A finished run never resumes: the checkpoint kept in case
+        the latest was damaged only costs disk (a ResNet-50 run's is hundreds of MB). The latest stays."""
+        CheckpointStore(run_dir).drop_previous()

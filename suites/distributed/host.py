@@ -199,8 +199,8 @@ class DeepSpeedHost(Host):
         checkpoints.save(self.engine, run_dir, self.group, step, trainer_state,
                          meta={"zero_stage": zero_stage(self.ds_config), "optimizer_view": self.view})
 
-    def drop_fallback_checkpoint(self) -> None:
-        checkpoints.drop_fallback(self.plan.run_dir)
+    def drop_fallback_checkpoint(self, run_dir: Path) -> None:
+        checkpoints.drop_fallback(run_dir)
 
     def load_checkpoint(self, run_dir: Path) -> dict | None:
         return checkpoints.load(self.engine, run_dir, self.group, zero_stage(self.ds_config), self.plan.request.seed)
